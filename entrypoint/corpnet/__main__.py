@@ -1,0 +1,5 @@
+"""``python -m corpnet``."""
+
+from corpnet.cli import main
+
+main()

@@ -1,0 +1,80 @@
+"""File edges shared by the stages: atomic writes and the runtime directory.
+
+Every file corpnet writes goes through :func:`write_atomic` (temp file in the
+same directory, then ``rename``), so a reader never sees half a bundle, and a
+second run with the same content leaves the file untouched (restarts are
+byte-identical and cheap).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import tempfile
+from pathlib import Path
+
+from corpnet.errors import PermissionDeniedError
+
+
+def write_atomic(path: Path, data: bytes, *, mode: int = 0o644) -> bool:
+    """Write ``data`` to ``path`` atomically with ``mode``; return False when unchanged."""
+    try:
+        if path.read_bytes() == data:
+            if (path.stat().st_mode & 0o7777) != mode:
+                path.chmod(mode)
+            return False
+    except OSError:
+        pass
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), mode)  # before the data: a secret is never readable by others
+            f.write(data)
+        Path(tmp).replace(path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            Path(tmp).unlink()
+        raise
+    return True
+
+
+def _writable_dir(path: Path) -> bool:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return False
+    return os.access(path, os.W_OK | os.X_OK)
+
+
+def fallback_runtime_dir() -> Path:
+    """The per-user directory used when the runtime directory cannot be written.
+
+    Deterministic, so that shell hooks and restarts find the same files.
+    """
+    return Path(tempfile.gettempdir()) / f"corpnet-{os.getuid()}"
+
+
+def choose_runtime_dir(preferred: Path, *, variable: str = "CORPNET_RUNTIME_DIR") -> Path:
+    """Return a writable runtime directory: ``preferred``, else a per-user temp dir.
+
+    Raises :class:`PermissionDeniedError` naming what to mount when neither works.
+    """
+    if _writable_dir(preferred):
+        return preferred
+    fallback = fallback_runtime_dir()
+    if _writable_dir(fallback):
+        with contextlib.suppress(OSError):
+            fallback.chmod(0o755)
+        return fallback
+    raise PermissionDeniedError(
+        f"cannot write the runtime directory {preferred} ({variable}) nor {fallback}",
+        hint=f"mount a writable tmpfs or emptyDir (medium: Memory) at {preferred}",
+        path=preferred,
+        variable=variable,
+    )
+
+
+def is_read_only_error(error: OSError) -> bool:
+    """Did ``error`` come from a read-only filesystem or missing permission?"""
+    return error.errno in {errno.EROFS, errno.EACCES, errno.EPERM}
