@@ -24,6 +24,8 @@ class ExitCode(enum.IntEnum):
     SOFTWARE = 70  # EX_SOFTWARE: a bug in corpnet (never expected)
     NOPERM = 77  # EX_NOPERM: a file cannot be read or written with our permissions
     CONFIG = 78  # EX_CONFIG: an environment variable is wrong or contradicts another
+    NOT_EXECUTABLE = 126  # the agent command exists but cannot be executed (shell convention)
+    NOT_FOUND = 127  # the agent command does not exist (shell convention)
     INTERRUPTED = 130  # SIGINT
     TERMINATED = 143  # SIGTERM
 
@@ -35,7 +37,8 @@ class CorpnetError(Exception):
     a secret (proxy password, key passphrase): build them from redacted values.
     """
 
-    exit_code: ExitCode = ExitCode.SOFTWARE
+    # An int, not only ExitCode: a failing hook's own exit code is passed through.
+    exit_code: int = ExitCode.SOFTWARE
 
     def __init__(
         self,
@@ -62,31 +65,31 @@ class CorpnetError(Exception):
 class UsageError(CorpnetError):
     """The command line itself is wrong."""
 
-    exit_code = ExitCode.USAGE
+    exit_code: int = ExitCode.USAGE
 
 
 class DataError(CorpnetError):
     """A mounted file is present but unusable (unparseable, wrong kind, mismatched)."""
 
-    exit_code = ExitCode.DATA
+    exit_code: int = ExitCode.DATA
 
 
 class PermissionDeniedError(CorpnetError):
     """A file cannot be read or written with the permissions we run with."""
 
-    exit_code = ExitCode.NOPERM
+    exit_code: int = ExitCode.NOPERM
 
 
 class ConfigError(CorpnetError):
     """An environment variable is malformed or contradicts another."""
 
-    exit_code = ExitCode.CONFIG
+    exit_code: int = ExitCode.CONFIG
 
 
 class UnreachableError(CorpnetError):
     """Required hosts did not answer before the deadline."""
 
-    exit_code = ExitCode.UNAVAILABLE
+    exit_code: int = ExitCode.UNAVAILABLE
 
 
 class ConfigErrors(ConfigError):  # noqa: N818 - a list of ConfigError, named as such
@@ -97,4 +100,4 @@ class ConfigErrors(ConfigError):  # noqa: N818 - a list of ConfigError, named as
         super().__init__("; ".join(str(e) for e in errors))
         # The most specific exit code wins: a single kind keeps its own code.
         codes = {e.exit_code for e in errors}
-        self.exit_code = codes.pop() if len(codes) == 1 else ExitCode.CONFIG
+        self.exit_code = codes.pop() if len(codes) == 1 else int(ExitCode.CONFIG)
