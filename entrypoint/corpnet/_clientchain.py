@@ -1,0 +1,89 @@
+"""Chain verification of a client certificate with ``cryptography.x509.verification``.
+
+The client verifier's default end-entity policy is the Web PKI one: it requires
+a subjectAltName and an authorityKeyIdentifier. Corporate client certificates
+(issued by AD CS, an HSM script, an old OpenSSL CA) often have neither, and a
+TLS server does not require them either, so both are relaxed to "may be
+present" (``ExtensionPolicy``, cryptography 44+). The EKU rule stays: a
+certificate with an extended key usage must include clientAuth.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from cryptography import x509
+from cryptography.x509.verification import (
+    Criticality,
+    ExtensionPolicy,
+    PolicyBuilder,
+    Store,
+    VerificationError,
+)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Did the chain verify; what to tell the user."""
+
+    ok: bool
+    detail: str
+    hint: str = ""
+
+
+def _ee_policy() -> ExtensionPolicy:
+    return (
+        ExtensionPolicy.webpki_defaults_ee()
+        .may_be_present(x509.SubjectAlternativeName, Criticality.AGNOSTIC, None)
+        .may_be_present(x509.AuthorityKeyIdentifier, Criticality.AGNOSTIC, None)
+    )
+
+
+def _reason(error: VerificationError) -> str:
+    # cryptography appends "(encountered processing <Certificate(...)>)": noise for a user.
+    text = str(error).split(" (encountered processing", 1)[0]
+    return text.removeprefix("validation failed: ")
+
+
+def verify(
+    leaf: x509.Certificate,
+    intermediates: list[x509.Certificate],
+    anchors: list[tuple[str, list[x509.Certificate]]],
+    *,
+    now: datetime,
+) -> Outcome:
+    """Verify ``leaf`` against each labelled anchor set in turn; the first success wins."""
+    reasons: list[str] = []
+    for label, certs in anchors:
+        verifier = (
+            PolicyBuilder()
+            .store(Store(certs))
+            .time(now)
+            .extension_policies(
+                ca_policy=ExtensionPolicy.webpki_defaults_ca(), ee_policy=_ee_policy()
+            )
+            .build_client_verifier()
+        )
+        try:
+            verified = verifier.verify(leaf, intermediates)
+        except VerificationError as e:
+            reasons.append(f"{label}: {_reason(e)}")
+            continue
+        root = verified.chain[-1].subject.rfc4514_string()
+        return Outcome(True, f"verified to {root} ({label})")
+    known = {c.subject for _, certs in anchors for c in certs} | {c.subject for c in intermediates}
+    if leaf.issuer not in known:
+        issuer = leaf.issuer.rfc4514_string()
+        where = " nor ".join(label for label, _ in anchors)
+        return Outcome(
+            False,
+            f"its issuer {issuer} is in neither the file nor {where}",
+            hint="append the intermediate CA certificate after the client certificate, or mount "
+            "the issuing CA as /etc/corpnet/client/ca.crt",
+        )
+    return Outcome(
+        False,
+        "; ".join(reasons),
+        hint="check that ca.crt or the CA directory holds the CA that issued this certificate",
+    )
