@@ -1,0 +1,491 @@
+"""The proxy stage: one proxy configuration that every tool reads the same way.
+
+Tools disagree about proxy variables: which case wins (curl and Python read the
+lower-case name first, Go the upper-case one, undici takes a set-but-empty
+lower-case value), how NO_PROXY is split (curl stops at a blank, undici splits on
+whitespace too) and how its entries match (Node's core agent matches a bare
+``example.com`` only exactly, httpx's ``.example.com`` only subdomains). This
+module turns what the user gave into a normalised configuration, exported under
+both names with identical values, and holds :func:`bypasses`: the one function
+that decides whether a host goes around the proxy. The reachability probes ask
+:meth:`ProxyConfig.proxy_for`, so they take the path the agent takes.
+
+Everything here is pure: it takes :class:`~corpnet.config.ProxySettings` and
+returns a :class:`ProxyConfig`; the edges log its notes and warnings.
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from urllib.parse import quote, unquote
+
+from corpnet.config import HostPort, ProxySettings
+from corpnet.environment import Exports
+from corpnet.errors import ConfigError, ConfigErrors, CorpnetError
+
+__all__ = [
+    "ALWAYS_DIRECT",
+    "ProxyConfig",
+    "ProxyConfigError",
+    "ProxyURL",
+    "bypasses",
+    "matching_entry",
+    "normalise_no_proxy",
+    "parse_proxy_url",
+    "redact",
+    "resolve",
+]
+
+# Never proxied, whatever the user wrote: a proxy cannot reach our own loopback.
+ALWAYS_DIRECT = ("localhost", "127.0.0.1", "::1")
+# Inside Kubernetes: in-cluster service names (Service DNS is <svc>.<ns>.svc.cluster.local).
+KUBERNETES_DOMAINS = ("svc", "cluster.local")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_SOCKS = ("socks", "socks4", "socks4a", "socks5", "socks5h")
+_HOST_RE = re.compile(r"^[a-z0-9_]([a-z0-9_.-]*[a-z0-9_])?$")
+# scheme://user:password@ inside any text; the password runs to the last '@' of the
+# token, so a raw '@' in it (as users type it) is redacted whole.
+_CREDENTIALS_RE = re.compile(r"(?P<prefix>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^:@/\s]*):\S*@")
+
+
+class ProxyConfigError(ConfigError):
+    """A proxy variable is malformed or asks for something no agent supports."""
+
+
+@dataclass(frozen=True)
+class ProxyURL:
+    """One proxy: ``scheme://[user[:password]@]host:port`` with raw (decoded) credentials."""
+
+    scheme: str  # "http" or "https" (TLS to the proxy itself)
+    host: str  # lower-case; IPv6 without brackets
+    port: int
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+
+    @property
+    def netloc(self) -> str:
+        """``host:port``, IPv6 in brackets."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+    def _userinfo(self, password: str | None) -> str:
+        if self.username is None:
+            return ""
+        # safe="": '@ : / % # ?' and spaces are all encoded; every client we export
+        # to percent-decodes the userinfo (Node decodeURIComponent, requests unquote).
+        user = quote(self.username, safe="")
+        if password is None:
+            return f"{user}@"
+        return f"{user}:{password}@"
+
+    @property
+    def url(self) -> str:
+        """The full URL, credentials percent-encoded: what the variables hold."""
+        pw = quote(self.password, safe="") if self.password is not None else None
+        return f"{self.scheme}://{self._userinfo(pw)}{self.netloc}"
+
+    def redacted(self) -> str:
+        """The URL with the password replaced by ``***``: safe for any output."""
+        pw = "***" if self.password is not None else None
+        return f"{self.scheme}://{self._userinfo(pw)}{self.netloc}"
+
+    def authorization(self) -> str | None:
+        """The ``Proxy-Authorization`` header value for Basic auth, or None."""
+        if self.username is None:
+            return None
+        raw = f"{self.username}:{self.password or ''}".encode()
+        return "Basic " + base64.b64encode(raw).decode("ascii")
+
+
+@dataclass(frozen=True)
+class ProxyConfig:
+    """The resolved proxy configuration and the variables that carry it."""
+
+    https: ProxyURL | None
+    http: ProxyURL | None
+    all: ProxyURL | None
+    no_proxy: tuple[str, ...]
+    exports: Exports
+    notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def proxy_for(self, host: str, port: int = 443, scheme: str = "https") -> ProxyURL | None:
+        """The proxy a request to ``scheme://host:port`` goes through; None: direct."""
+        del port  # NO_PROXY entries carry no ports once normalised (see normalise_no_proxy)
+        if bypasses(host, self.no_proxy):
+            return None
+        chosen = self.https if scheme == "https" else self.http
+        return chosen if chosen is not None else self.all
+
+
+def redact(text: str) -> str:
+    """Replace the password of every ``scheme://user:password@`` in ``text`` with ``***``."""
+    return _CREDENTIALS_RE.sub(r"\g<prefix>:***@", text)
+
+
+# --- proxy URLs ------------------------------------------------------------------
+
+
+def parse_proxy_url(value: str, variable: str) -> tuple[ProxyURL, list[str]]:
+    """Parse one proxy variable; return the URL and notes. Raise :class:`ProxyConfigError`."""
+    notes: list[str] = []
+    shown = redact(value)
+    if any(c.isspace() or not c.isprintable() for c in value):
+        # Node throws ERR_PROXY_INVALID_CONFIG quoting the whole URL (password included).
+        raise ProxyConfigError(
+            f"{variable} contains a blank or control character ({shown!r})",
+            hint="remove it; percent-encode a blank in the password as %20 "
+            "or use CORPNET_PROXY_USER and CORPNET_PROXY_PASSWORD",
+            variable=variable,
+        )
+    if "://" in value:
+        scheme, rest = value.split("://", 1)
+        scheme = scheme.lower()
+    else:
+        scheme, rest = "http", value
+        notes.append(f"{variable} has no scheme: using {redact('http://' + rest)}")
+    if scheme in _SOCKS:
+        raise ProxyConfigError(
+            f"{variable} is a SOCKS proxy ({shown}), which Claude Code does not support",
+            hint="point it at an HTTP proxy (http://host:port), or run an HTTP-to-SOCKS "
+            "gateway or an LLM gateway and point it there",
+            variable=variable,
+        )
+    if scheme not in _DEFAULT_PORTS:
+        raise ProxyConfigError(
+            f"{variable} has the scheme {scheme}:// ({shown})",
+            hint="use http://host:port (or https:// for a proxy that itself speaks TLS)",
+            variable=variable,
+        )
+    username = password = None
+    if "@" in rest:
+        # The last '@' ends the userinfo: users type raw '@' in passwords.
+        userinfo, rest = rest.rsplit("@", 1)
+        user, sep, pw = userinfo.partition(":")
+        username = unquote(user)
+        password = unquote(pw) if sep else None
+    hostport = rest.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
+    host, port = _split_hostport(hostport, variable, shown)
+    if port is None:
+        port = _DEFAULT_PORTS[scheme]
+        # curl alone defaults a port-less proxy to 1080; an explicit port makes all agree.
+        notes.append(f"{variable} has no port: using {port}, the {scheme}:// default")
+    return ProxyURL(scheme, host, port, username or None, password), notes
+
+
+def _split_hostport(hostport: str, variable: str, shown: str) -> tuple[str, int | None]:
+    def bad(what: str) -> ProxyConfigError:
+        return ProxyConfigError(
+            f"{variable} has {what} ({shown})",
+            hint="use http://host:port, e.g. http://proxy.corp.example:3128",
+            variable=variable,
+        )
+
+    port_text: str | None = None
+    if hostport.startswith("["):
+        host, _, after = hostport[1:].partition("]")
+        if after:
+            if not after.startswith(":"):
+                raise bad("a malformed IPv6 address")
+            port_text = after[1:]
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise bad("a malformed IPv6 address") from None
+    else:
+        host, sep, port_text_ = hostport.partition(":")
+        port_text = port_text_ if sep else None
+        host = host.lower().rstrip(".")
+        if not _HOST_RE.match(host):
+            raise bad("no valid host name")
+    if port_text is None:
+        return host.lower(), None
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise bad(f"the port {port_text!r}, which is not a number from 1 to 65535")
+    return host.lower(), int(port_text)
+
+
+def _with_credentials(
+    url: ProxyURL, user: str | None, password: str | None, variable: str
+) -> ProxyURL:
+    """Put CORPNET_PROXY_USER/PASSWORD into ``url``; the URL's own credentials must agree."""
+    if user is None:
+        return url
+    if url.username is not None and (url.username, url.password) != (user, password):
+        raise ProxyConfigError(
+            f"{variable} has credentials for {url.username!r} and CORPNET_PROXY_USER is set",
+            hint=f"remove the credentials from {variable} or unset CORPNET_PROXY_USER "
+            "and CORPNET_PROXY_PASSWORD",
+            variable=variable,
+        )
+    return ProxyURL(url.scheme, url.host, url.port, user, password)
+
+
+# --- NO_PROXY -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NoProxy:
+    """A normalised NO_PROXY list and what normalising it said."""
+
+    entries: tuple[str, ...]
+    notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def normalise_no_proxy(raw: str | None, *, kubernetes_host: str | None = None) -> NoProxy:
+    """Normalise NO_PROXY as every client we export to can read it.
+
+    Split on commas and blanks (the two documented forms); lower-case; trailing
+    dots stripped; each domain emitted as ``d`` and ``.d`` (Node's core agent
+    matches bare names only exactly, httpx and Go match ``.d`` only below it);
+    IPv4/IPv6 addresses and CIDR ranges kept, IPv6 unbracketed; ``:port``
+    dropped (curl never matches an entry with a port); loopback always added.
+    Raise :class:`ProxyConfigError` when ``*`` is mixed with other entries.
+    """
+    tokens = [t for t in re.split(r"[,\s]+", (raw or "").strip().lower()) if t]
+    if "*" in tokens:
+        if len(tokens) > 1:
+            raise ProxyConfigError(
+                "NO_PROXY mixes * with other entries",
+                hint="* is honoured only as the whole value: set NO_PROXY=* to bypass the "
+                "proxy for every host, or remove the *",
+                variable="NO_PROXY",
+            )
+        return NoProxy(("*",))
+    entries: list[str] = []
+    notes: list[str] = []
+    warnings: list[str] = []
+    ported: list[str] = []
+    extra = [*ALWAYS_DIRECT]
+    if kubernetes_host:
+        extra += [*KUBERNETES_DOMAINS, kubernetes_host.lower()]
+    for token in [*tokens, *extra]:
+        kind, value, had_port = _classify(token)
+        if had_port:
+            ported.append(token)
+        if kind == "bad":
+            warnings.append(
+                f"NO_PROXY entry {token!r} is neither a host name, an IP address nor a "
+                "CIDR range: it is ignored; remove it"
+            )
+            continue
+        forms = [value, f".{value}"] if kind == "domain" else [value]
+        entries.extend(f for f in forms if f not in entries)
+    if ported:
+        warnings.append(
+            f"NO_PROXY entries {', '.join(ported)} have a port, which curl never matches: "
+            "the port is dropped, so every port of those hosts goes direct"
+        )
+    cidrs = [e for e in entries if "/" in e]
+    if cidrs:
+        warnings.append(
+            f"NO_PROXY CIDR ranges {', '.join(cidrs)} are honoured by curl, git, Go and "
+            "requests, but not by Node, Bun, Python urllib or httpx, which send such "
+            "addresses through the proxy: list the addresses or host names if they matter"
+        )
+    return NoProxy(tuple(entries), notes, warnings)
+
+
+def _classify(token: str) -> tuple[str, str, bool]:
+    """Return (kind, normalised value, had_port); kind: domain|ip|cidr|bad."""
+    if "://" in token:
+        token = token.split("://", 1)[1].split("/", 1)[0]
+    host, had_port = _strip_port(token.rstrip("."))
+    try:
+        return "ip", str(ipaddress.ip_address(host)), had_port
+    except ValueError:
+        pass
+    try:
+        return "cidr", str(ipaddress.ip_network(host, strict=False)), had_port
+    except ValueError:
+        pass
+    domain = host.removeprefix("*.").lstrip(".").rstrip(".")
+    return ("domain" if _HOST_RE.match(domain) else "bad"), domain, had_port
+
+
+def _strip_port(token: str) -> tuple[str, bool]:
+    """``[v6]:port``, ``[v6]``, ``host:port`` -> host; a bare IPv6 keeps its colons."""
+    if token.startswith("["):
+        host, _, after = token[1:].partition("]")
+        return host, after.startswith(":")
+    if token.count(":") == 1:
+        host, _, port = token.partition(":")
+        if port.isdigit():
+            return host, True
+    return token, False
+
+
+def matching_entry(host: str, no_proxy: Sequence[str]) -> str | None:
+    """The NO_PROXY entry that sends ``host`` around the proxy, or None.
+
+    The rule is curl's (label boundaries, leading ``.`` and ``*.`` ignored, ``*``
+    alone matches all, CIDR ranges contain addresses), which is what every client
+    agrees on once :func:`normalise_no_proxy` has emitted ``d`` and ``.d``.
+    """
+    host = host.strip().lower().rstrip(".")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    try:
+        address: ipaddress.IPv4Address | ipaddress.IPv6Address | None = ipaddress.ip_address(host)
+    except ValueError:
+        address = None
+    for entry in no_proxy:
+        if entry == "*":
+            return entry
+        if address is not None:
+            if _address_matches(address, entry):
+                return entry
+            continue
+        domain = entry.removeprefix("*.").lstrip(".")
+        if domain and (host == domain or host.endswith("." + domain)):
+            return entry
+    return None
+
+
+def _address_matches(address: ipaddress.IPv4Address | ipaddress.IPv6Address, entry: str) -> bool:
+    try:
+        if "/" in entry:
+            return address in ipaddress.ip_network(entry, strict=False)
+        return address == ipaddress.ip_address(entry.strip("[]"))
+    except ValueError:
+        return False
+
+
+def bypasses(host: str, no_proxy: Sequence[str]) -> bool:
+    """Does a request to ``host`` go around the proxy? THE decision; probes use it too."""
+    return matching_entry(host, no_proxy) is not None
+
+
+# --- the stage ------------------------------------------------------------------------
+
+
+def resolve(settings: ProxySettings, *, allowlist: Sequence[HostPort]) -> ProxyConfig:
+    """Turn the user's proxy variables into one configuration; raise on what cannot work.
+
+    Raises :class:`~corpnet.errors.ConfigErrors` listing every malformed variable.
+    """
+    errors: list[CorpnetError] = []
+    notes: list[str] = []
+    urls: dict[str, ProxyURL | None] = {}
+    for variable, value in (
+        ("HTTPS_PROXY", settings.https_proxy),
+        ("HTTP_PROXY", settings.http_proxy),
+        ("ALL_PROXY", settings.all_proxy),
+    ):
+        urls[variable] = None
+        if not value:
+            continue
+        try:
+            url, url_notes = parse_proxy_url(value, variable)
+            urls[variable] = _with_credentials(url, settings.user, settings.password, variable)
+            notes.extend(url_notes)
+        except ProxyConfigError as e:
+            errors.append(e)
+    try:
+        no_proxy = normalise_no_proxy(settings.no_proxy, kubernetes_host=settings.kubernetes_host)
+    except ProxyConfigError as e:
+        errors.append(e)
+        no_proxy = NoProxy(())
+    if errors:
+        raise ConfigErrors(errors)
+
+    https, http, all_ = urls["HTTPS_PROXY"], urls["HTTP_PROXY"], urls["ALL_PROXY"]
+    if all_ is not None and (https is None or http is None):
+        # Node's core agent, undici and Go never read ALL_PROXY; curl, requests and Bun
+        # do. Copying it makes the scheme variables the single source every tool reads.
+        missing = [n for n, u in (("HTTPS_PROXY", https), ("HTTP_PROXY", http)) if u is None]
+        notes.append(f"ALL_PROXY also exported as {' and '.join(missing)}")
+        https, http = https or all_, http or all_
+    if settings.user is not None and https is None and http is None:
+        notes.append("CORPNET_PROXY_USER is set but no proxy is: it is ignored")
+
+    warnings = list(no_proxy.warnings)
+    if https is not None or http is not None:
+        warnings.extend(_allowlist_warnings(allowlist, no_proxy.entries))
+    else:
+        notes.append("no proxy configured (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY): direct access")
+    exports = _exports(https, http, all_, no_proxy.entries, given_no_proxy=bool(settings.no_proxy))
+    return ProxyConfig(
+        https=https,
+        http=http,
+        all=all_,
+        no_proxy=no_proxy.entries,
+        exports=exports,
+        notes=[*notes, *no_proxy.notes],
+        warnings=warnings,
+    )
+
+
+def _allowlist_warnings(allowlist: Sequence[HostPort], no_proxy: Sequence[str]) -> list[str]:
+    warnings = []
+    for hp in allowlist:
+        entry = matching_entry(hp.host, no_proxy)
+        if entry is not None and entry not in ALWAYS_DIRECT:
+            warnings.append(
+                f"NO_PROXY entry {entry!r} sends the allowlisted host {hp.host} around the "
+                f"proxy: remove it from NO_PROXY, or {hp.host} must be reachable directly"
+            )
+    return warnings
+
+
+def _exports(
+    https: ProxyURL | None,
+    http: ProxyURL | None,
+    all_: ProxyURL | None,
+    no_proxy: tuple[str, ...],
+    *,
+    given_no_proxy: bool,
+) -> Exports:
+    env: dict[str, str] = {}
+    secret: set[str] = set()
+    for name, url in (("HTTPS_PROXY", https), ("HTTP_PROXY", http), ("ALL_PROXY", all_)):
+        if url is None:
+            continue
+        # Both cases, identical: curl reads only lower-case http_proxy, Go prefers
+        # upper case, undici takes a set-but-empty lower-case value over upper case.
+        for n in (name, name.lower()):
+            env[n] = url.url
+            if url.password is not None:
+                secret.add(n)
+    proxied = https is not None or http is not None
+    if proxied or given_no_proxy:
+        joined = ",".join(no_proxy)  # commas, no blanks: curl stops at a blank
+        env["NO_PROXY"] = env["no_proxy"] = joined
+    java: list[str] = []
+    if proxied:
+        # Read at start-up by Node >= 22.21 / 24 for fetch and the http(s) agents;
+        # setting it from inside the process is too late, so it must be exported.
+        env["NODE_USE_ENV_PROXY"] = "1"
+        java = _java_options(https, http, no_proxy)
+    return Exports(env=env, java_options=tuple(java), secret_names=frozenset(secret))
+
+
+def _java_options(
+    https: ProxyURL | None, http: ProxyURL | None, no_proxy: tuple[str, ...]
+) -> list[str]:
+    """JVM system properties; the JVM reads no proxy variable, only these.
+
+    Credentials are never put here: the JVM prints JAVA_TOOL_OPTIONS to stderr at
+    every start ("Picked up JAVA_TOOL_OPTIONS: ...").
+    """
+    options: list[str] = []
+    for prefix, url in (("https", https), ("http", http)):
+        if url is not None:
+            options += [f"-D{prefix}.proxyHost={url.host}", f"-D{prefix}.proxyPort={url.port}"]
+    hosts: list[str] = []
+    for entry in no_proxy:
+        # http.nonProxyHosts: '|'-separated patterns, '*' only at either end; it
+        # has no leading-dot suffix form and no CIDR (ranges are left out).
+        if "/" in entry:
+            continue
+        pattern = f"*{entry}" if entry.startswith(".") else entry
+        if pattern not in hosts:
+            hosts.append(pattern)
+    if hosts:
+        options.append(f"-Dhttp.nonProxyHosts={'|'.join(hosts)}")
+    return options
