@@ -14,11 +14,13 @@ No message built here contains key material or a passphrase.
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
@@ -115,7 +117,7 @@ def load_chain(
     certs: list[x509.Certificate] = []
     for i, match in enumerate(_PEM_CERT.finditer(data)):
         try:
-            certs.append(x509.load_pem_x509_certificate(match.group(0)))
+            certs.append(_load_cert(match.group(0)))
         except ValueError as e:
             raise ClientFileError(
                 f"{role} {path}: certificate #{i + 1} in the file is corrupt",
@@ -136,10 +138,19 @@ def load_anchors(data: bytes) -> list[x509.Certificate]:
     anchors = []
     for match in _PEM_CERT.finditer(data):
         try:
-            anchors.append(x509.load_pem_x509_certificate(match.group(0)))
+            anchors.append(_load_cert(match.group(0)))
         except ValueError:
             continue
     return anchors
+
+
+def _load_cert(pem: bytes) -> x509.Certificate:
+    # Some CAs still shipped in distro bundles have a non-positive serial number;
+    # cryptography warns about each (CryptographyDeprecationWarning). Not the user's
+    # problem here, and a warning on stderr at every start would be noise.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        return x509.load_pem_x509_certificate(pem)
 
 
 def _looks_der(data: bytes) -> bool:

@@ -84,7 +84,7 @@ class IdentityResult:
     cert: Path
     key: Path
     passphrase: str | None = field(repr=False)
-    exports: Exports
+    exports: Exports = field(repr=False)  # holds the passphrase too
     report: IdentityReport
     warnings: list[str]
 
@@ -116,7 +116,6 @@ def _load(
         )
     cert_file = read(inputs.cert, role="Client certificate", variable=inputs.cert_variable)
     key_file = read(inputs.key, role="Client key", variable=inputs.key_variable)
-    check_secret_mode(key_file, "Client key")
     chain = _keys.load_chain(cert_file.data, cert_file.path)
     loaded: LoadedKey = _keys.load_key(
         key_file.data,
@@ -124,6 +123,8 @@ def _load(
         passphrase=s.passphrase,
         passphrase_source=s.passphrase_source,
     )
+    # After parsing: a swapped certificate (0644, rightly) gets the "swapped" message.
+    check_secret_mode(key_file, "Client key")
     # The agent reads the certificate, and the key unless it gets a decrypted copy.
     check_agent_reads(cert_file, "Client certificate", uid=uid, gids=gids)
     if not (s.decrypt_key and loaded.encrypted):
