@@ -4,8 +4,9 @@ The client verifier's default end-entity policy is the Web PKI one: it requires
 a subjectAltName and an authorityKeyIdentifier. Corporate client certificates
 (issued by AD CS, an HSM script, an old OpenSSL CA) often have neither, and a
 TLS server does not require them either, so both are relaxed to "may be
-present" (``ExtensionPolicy``, cryptography 44+). The EKU rule stays: a
-certificate with an extended key usage must include clientAuth.
+present" (``ExtensionPolicy``, cryptography 44+), and a critical extended key
+usage is accepted. The EKU rule itself stays: when present it must include
+clientAuth (or anyExtendedKeyUsage).
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from cryptography import x509
+from cryptography.x509.oid import ExtendedKeyUsageOID
 from cryptography.x509.verification import (
     Criticality,
     ExtensionPolicy,
+    Policy,
     PolicyBuilder,
     Store,
     VerificationError,
@@ -32,11 +35,26 @@ class Outcome:
     hint: str = ""
 
 
+def _client_eku(
+    _policy: Policy, _cert: x509.Certificate, eku: x509.ExtendedKeyUsage | None
+) -> None:
+    if eku is None:
+        return
+    usages = list(eku)
+    if ExtendedKeyUsageOID.CLIENT_AUTH not in usages and (
+        ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE not in usages
+    ):
+        raise ValueError("extended key usage without clientAuth")
+
+
 def _ee_policy() -> ExtensionPolicy:
     return (
         ExtensionPolicy.webpki_defaults_ee()
         .may_be_present(x509.SubjectAlternativeName, Criticality.AGNOSTIC, None)
         .may_be_present(x509.AuthorityKeyIdentifier, Criticality.AGNOSTIC, None)
+        # The Web PKI wants a non-critical EKU; RFC 5280 allows either, and some
+        # CAs (trustme, several corporate ones) mark it critical.
+        .may_be_present(x509.ExtendedKeyUsage, Criticality.AGNOSTIC, _client_eku)
     )
 
 

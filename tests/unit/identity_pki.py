@@ -92,6 +92,7 @@ def make_leaf(
     san: bool = True,
     aki: bool = True,
     eku: tuple[x509.ObjectIdentifier, ...] | None = (ExtendedKeyUsageOID.CLIENT_AUTH,),
+    eku_critical: bool = False,
     not_before: dt.datetime = NOW - 30 * DAY,
     not_after: dt.datetime = NOW + 365 * DAY,
 ) -> x509.Certificate:
@@ -117,7 +118,7 @@ def make_leaf(
             critical=False,
         )
     if eku is not None:
-        builder = builder.add_extension(x509.ExtendedKeyUsage(list(eku)), critical=False)
+        builder = builder.add_extension(x509.ExtendedKeyUsage(list(eku)), critical=eku_critical)
     return builder.sign(issuer.key, hashes.SHA256())  # type: ignore[arg-type]
 
 

@@ -370,6 +370,12 @@ def test_corporate_cert_without_san_or_aki_verifies(
     assert report.sans == ()
 
 
+def test_critical_eku_with_client_auth_verifies(client: Client, root: Authority) -> None:
+    # RFC 5280 lets a CA mark the EKU critical; the Web PKI policy alone would refuse it.
+    pem_pair(client, root, eku=(ExtendedKeyUsageOID.CLIENT_AUTH,), eku_critical=True)
+    assert chain_status(client.check(roots=root.pem))[0] == "ok"
+
+
 def test_bundle_is_used_when_ca_crt_does_not_verify(client: Client, root: Authority) -> None:
     pem_pair(client, root)
     client.write("ca.crt", make_ca("Unrelated", n=8).pem, 0o644)
