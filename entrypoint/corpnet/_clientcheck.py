@@ -129,9 +129,7 @@ def inspect(
             path=key_path,
         )
     n = len(chain) - 1
-    checks.append(
-        Check("certificate", "ok", f"{leaf.subject.rfc4514_string()} + {n} more in the file")
-    )
+    checks.append(Check("certificate", "ok", f"PEM chain: the client certificate, then {n} more"))
     for i in range(len(chain) - 1):
         if chain[i].issuer != chain[i + 1].subject:
             warn(
