@@ -180,24 +180,22 @@ def test_python_ssl_with_the_exported_cert_key_and_passphrase(
     assert get(server, ctx) == f"hello {CLIENT}\n"
 
 
+def curl(server: Server, env: Mapping[str, str] | None) -> subprocess.CompletedProcess[str]:
+    """curl given the exported identity the documented way (it reads no variable itself)."""
+    args = [tool("curl"), "-sS", "--noproxy", "*", "--cacert", str(server.ca_file), server.url]
+    if env is not None:
+        args += ["--cert", env["CLAUDE_CODE_CLIENT_CERT"], "--key", env["CLAUDE_CODE_CLIENT_KEY"]]
+        if "CLAUDE_CODE_CLIENT_KEY_PASSPHRASE" in env:
+            args += ["--pass", env["CLAUDE_CODE_CLIENT_KEY_PASSPHRASE"]]
+    return run_tool(args)
+
+
 def test_curl_with_the_exported_values(server: Server, mounted: Path, ca: trustme.CA) -> None:
     env = apply(mounted, ca, {"CLAUDE_CODE_CLIENT_KEY_PASSPHRASE": PASS}).exports.env
-    base = [tool("curl"), "-sS", "--noproxy", "*", "--cacert", str(server.ca_file), server.url]
-    without = run_tool(base)
-    assert without.returncode != 0  # the control: no certificate, no answer
-    with_cert = run_tool(
-        [
-            *base,
-            "--cert",
-            env["CLAUDE_CODE_CLIENT_CERT"],
-            "--key",
-            env["CLAUDE_CODE_CLIENT_KEY"],
-            "--pass",
-            env["CLAUDE_CODE_CLIENT_KEY_PASSPHRASE"],
-        ]
-    )
-    assert with_cert.returncode == 0, with_cert.stderr
-    assert with_cert.stdout == f"hello {CLIENT}\n"
+    assert curl(server, None).returncode != 0  # the control: no certificate, no answer
+    done = curl(server, env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"hello {CLIENT}\n"
 
 
 _NODE_CLIENT = """
@@ -269,23 +267,7 @@ def test_pkcs12_outputs_work_with_curl(server: Server, mounted: Path, ca: trustm
     result = apply(
         mounted, ca, {"CORPNET_CLIENT_P12": str(p12), "CORPNET_CLIENT_P12_PASSWORD": PASS}
     )
-    env = result.exports.env
-    done = run_tool(
-        [
-            tool("curl"),
-            "-sS",
-            "--noproxy",
-            "*",
-            "--cacert",
-            str(server.ca_file),
-            "--cert",
-            env["CLAUDE_CODE_CLIENT_CERT"],
-            "--key",
-            env["CLAUDE_CODE_CLIENT_KEY"],
-            "--pass",
-            env["CLAUDE_CODE_CLIENT_KEY_PASSPHRASE"],
-            server.url,
-        ]
-    )
+    assert result.exports.env["CLAUDE_CODE_CLIENT_KEY_PASSPHRASE"] == PASS
+    done = curl(server, result.exports.env)
     assert done.returncode == 0, done.stderr
     assert done.stdout == f"hello {CLIENT}\n"

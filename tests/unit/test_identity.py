@@ -66,18 +66,18 @@ class Client:
         return identity.check(s, roots_pem=roots, now=NOW, uid=uid, gids=gids)
 
 
-@pytest.fixture
-def client(tmp_path: Path) -> Client:
+@pytest.fixture(name="client")
+def client_fixture(tmp_path: Path) -> Client:
     return Client(tmp_path)
 
 
-@pytest.fixture(scope="module")
-def root() -> Authority:
+@pytest.fixture(name="root", scope="module")
+def root_fixture() -> Authority:
     return make_ca("Corp Root CA")
 
 
-@pytest.fixture(scope="module")
-def issuing(root: Authority) -> Authority:
+@pytest.fixture(name="issuing", scope="module")
+def issuing_fixture(root: Authority) -> Authority:
     return make_ca("Corp Issuing CA", issuer=root, n=1)
 
 

@@ -13,33 +13,22 @@ from identity_pki import (
     Authority,
     cert_pem,
     key_pem,
-    make_ca,
     make_leaf,
     p12_bundle,
     private_key,
 )
-from test_identity import Client
+from test_identity import (  # noqa: F401 - shared fixtures, registered by name
+    Client,
+    client_fixture,
+    issuing_fixture,
+    root_fixture,
+)
 
 from corpnet import identity
 from corpnet import log as logmod
 from corpnet.errors import ExitCode
 
 PASS = "s3cret phrase"
-
-
-@pytest.fixture
-def client(tmp_path: Path) -> Client:
-    return Client(tmp_path)
-
-
-@pytest.fixture(scope="module")
-def root() -> Authority:
-    return make_ca("Corp Root CA")
-
-
-@pytest.fixture(scope="module")
-def issuing(root: Authority) -> Authority:
-    return make_ca("Corp Issuing CA", issuer=root, n=1)
 
 
 @pytest.fixture

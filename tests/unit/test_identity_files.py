@@ -9,23 +9,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from identity_pki import NOW, Authority, cert_pem, key_pem, make_ca, make_leaf, private_key
-from test_identity import Client
+from identity_pki import NOW, Authority, cert_pem, key_pem, make_leaf, private_key
+from test_identity import (  # noqa: F401 - shared fixtures, registered by name
+    Client,
+    client_fixture,
+    root_fixture,
+)
 
 from corpnet import identity
 from corpnet.errors import ExitCode
 
 NOBODY = 65534
-
-
-@pytest.fixture
-def client(tmp_path: Path) -> Client:
-    return Client(tmp_path)
-
-
-@pytest.fixture(scope="module")
-def root() -> Authority:
-    return make_ca("Corp Root CA")
 
 
 def good_pair(client: Client, root: Authority, *, key_mode: int = 0o600) -> None:
