@@ -245,41 +245,25 @@ def apply(
     gids = frozenset(groups) | {gid} if groups is not None else agent_groups(uid, gid)
     done = _run(s, roots_pem=roots_pem, now=now, uid=uid, gids=gids)
     client_dir = runtime_dir / "client"
-    if done is None:
-        _remove_stale(client_dir, keep=())
-        return None
-    ident, report = done
-    log = logmod.get()
-    written: list[str] = []
-
-    cert, key, passphrase = ident.inputs.cert, ident.inputs.key, ident.passphrase
-    plain_key: PrivateKeyTypes | None = None if ident.encrypted else ident.key
-    if ident.inputs.source == "pkcs12":
-        _client_dir(client_dir, owner)
-        keep_pass = None if s.decrypt_key else ident.passphrase
-        cert = _write(client_dir / OUT_CERT, _keys.pem_chain(ident.chain), owner)
-        key = _write_key(client_dir / OUT_KEY, ident.key, keep_pass, owner)
-        passphrase = keep_pass
-        plain_key = None if keep_pass else ident.key
-        written += [OUT_CERT, OUT_KEY]
-    elif s.decrypt_key and ident.encrypted:
-        _client_dir(client_dir, owner)
-        key = _write_key(client_dir / OUT_KEY, ident.key, None, owner)
-        passphrase, plain_key = None, ident.key
-        written.append(OUT_KEY)
+    try:
+        if done is None:
+            _remove_stale(client_dir, keep=())
+            return None
+        ident, report = done
+        cert, key, passphrase, combined = _write_outputs(s, ident, client_dir, owner)
+    except OSError as e:
+        raise ClientKeyPermissionError(
+            f"cannot write the client identity outputs in {client_dir} ({e.strerror})",
+            hint="mount a writable tmpfs or emptyDir (medium: Memory) at the runtime directory "
+            "(CORPNET_RUNTIME_DIR)",
+            path=client_dir,
+            variable="CORPNET_RUNTIME_DIR",
+        ) from e
     if s.decrypt_key and key.parent == client_dir and passphrase is None:
-        log.info(
+        logmod.get().info(
             f"wrote the decrypted client key to {key} (CORPNET_DECRYPT_KEY=1): mount a tmpfs "
             f"(emptyDir medium: Memory) at {runtime_dir} so it never reaches a disk"
         )
-    combined: Path | None = None
-    if plain_key is not None:
-        _client_dir(client_dir, owner)
-        data = _keys.pem_chain(ident.chain) + _keys.pem_key(plain_key, None)
-        combined = _write(client_dir / OUT_COMBINED, data, owner)
-        written.append(OUT_COMBINED)
-    _remove_stale(client_dir, keep=written)
-
     return IdentityResult(
         cert=cert,
         key=key,
@@ -288,6 +272,37 @@ def apply(
         report=report,
         warnings=list(report.warnings),
     )
+
+
+def _write_outputs(
+    s: IdentitySettings, ident: Identity, client_dir: Path, owner: tuple[int, int] | None
+) -> tuple[Path, Path, str | None, Path | None]:
+    """Write what the agent needs under ``client_dir``; return (cert, key, passphrase, combined)."""
+    written: list[str] = []
+    cert, key, passphrase = ident.inputs.cert, ident.inputs.key, ident.passphrase
+    plain_key: PrivateKeyTypes | None = None if ident.encrypted else ident.key
+    if ident.inputs.source == "pkcs12":
+        # Claude Code, git and curl take PEM paths: convert. The key stays encrypted
+        # (with the bundle's password) unless CORPNET_DECRYPT_KEY=1.
+        _client_dir(client_dir, owner)
+        passphrase = None if s.decrypt_key else ident.passphrase
+        cert = _write(client_dir / OUT_CERT, _keys.pem_chain(ident.chain), owner)
+        key = _write_key(client_dir / OUT_KEY, ident.key, passphrase, owner)
+        plain_key = None if passphrase else ident.key
+        written += [OUT_CERT, OUT_KEY]
+    elif s.decrypt_key and ident.encrypted:
+        _client_dir(client_dir, owner)
+        key = _write_key(client_dir / OUT_KEY, ident.key, None, owner)
+        passphrase, plain_key = None, ident.key
+        written.append(OUT_KEY)
+    combined: Path | None = None
+    if plain_key is not None:
+        _client_dir(client_dir, owner)
+        data = _keys.pem_chain(ident.chain) + _keys.pem_key(plain_key, None)
+        combined = _write(client_dir / OUT_COMBINED, data, owner)
+        written.append(OUT_COMBINED)
+    _remove_stale(client_dir, keep=written)
+    return cert, key, passphrase, combined
 
 
 def exports_for(cert: Path, key: Path, passphrase: str | None, combined: Path | None) -> Exports:

@@ -277,3 +277,15 @@ def test_pem_pair_wins_over_a_default_p12(client: Client, root: Authority) -> No
     result = apply(client)
     assert result is not None
     assert result.report.source == "pem"
+
+
+def test_unwritable_runtime_dir_is_a_permission_error(client: Client, root: Authority) -> None:
+    key = private_key("ec")
+    client.write("client.p12", p12_bundle(key, make_leaf(root, key=key), [], None))
+    (client.root / "run").write_text("a file where the runtime directory should be")
+    with pytest.raises(identity.ClientKeyPermissionError) as e:
+        apply(client)
+    assert f"cannot write the client identity outputs in {client.root / 'run' / 'client'}" in str(
+        e.value
+    )
+    assert "CORPNET_RUNTIME_DIR" in str(e.value)
