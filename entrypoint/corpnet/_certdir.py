@@ -1,0 +1,75 @@
+"""The OpenSSL hashed directory (``SSL_CERT_DIR``), swapped in atomically.
+
+``certs`` is a symlink to ``.certs-<digest>``, a directory named after the
+SHA-256 of the bundle it was built from. An unchanged restart finds the link
+already right and touches nothing; a changed bundle gets a new directory,
+filled completely, then the link is replaced with one ``rename``, so a reader
+never sees a half-written directory or a mix of old and new CAs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+
+def _remove_tree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def write(link: Path, pems: Sequence[bytes], names: Callable[[], list[str]], bundle: bytes) -> bool:
+    """Make ``link`` a hashed directory of ``pems``; return False when already current.
+
+    ``names`` computes the ``HHHHHHHH.N`` file names; it is only called when the
+    directory must be (re)built, since hashing every subject is the costly part.
+    """
+    parent = link.parent
+    name = f".{link.name}-{hashlib.sha256(bundle).hexdigest()[:16]}"
+    target = parent / name
+    with contextlib.suppress(OSError):
+        if str(link.readlink()) == name and target.is_dir():
+            return False
+    staging = parent / f"{name}.{os.getpid()}"
+    if staging.exists():  # a dead run with our pid (a container restart reuses pids)
+        _remove_tree(staging)
+    old_umask = os.umask(0o022)  # certificates are public: 0644, whatever the caller's umask
+    try:
+        staging.mkdir(0o755)
+        # os.open/os.write: a thousand files, so pathlib's and io's per-file cost shows.
+        directory = os.fspath(staging) + "/"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+        for file_name, pem in zip(names(), pems, strict=True):
+            fd = os.open(directory + file_name, flags, 0o644)
+            try:
+                os.write(fd, pem)
+            finally:
+                os.close(fd)
+        if target.exists():  # left by a run that died before the swap
+            _remove_tree(target)
+        staging.rename(target)
+    except BaseException:
+        _remove_tree(staging)
+        raise
+    finally:
+        os.umask(old_umask)
+    swap = parent / f".{link.name}-link.{os.getpid()}"
+    with contextlib.suppress(FileNotFoundError):
+        swap.unlink()
+    swap.symlink_to(name)
+    if link.is_dir() and not link.is_symlink():  # a plain directory from elsewhere
+        _remove_tree(link)
+    swap.replace(link)
+    prefix = f".{link.name}-"
+    for entry in os.scandir(parent):
+        if (
+            entry.name.startswith(prefix)
+            and entry.name != name
+            and entry.is_dir(follow_symlinks=False)
+        ):
+            _remove_tree(Path(entry.path))
+    return True

@@ -1,0 +1,189 @@
+"""Just enough DER to read an X.509 certificate's outline, without cryptography.
+
+The trust stage must stay far below the cost of Debian's
+``update-ca-certificates`` (see ``bench/trust.py``). Importing
+``cryptography.x509`` alone costs about 30 ms, a third of that budget, while
+everything corpnet needs from a CA certificate is a handful of fields: the
+subject (for the hashed directory), the validity, basicConstraints, the
+signature algorithm and the RSA modulus size. This module walks the DER
+structure strictly (every tag, length and nesting is checked, so corrupt
+base64 or a truncated file is refused rather than poisoning the bundle) and
+returns those fields. cryptography is still used where it is needed: the JVM
+truststore.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import NamedTuple
+
+
+class DerError(ValueError):
+    """The bytes are not a well-formed DER X.509 certificate."""
+
+
+def tlv(data: bytes, pos: int, end: int) -> tuple[int, int, int]:
+    """Return (tag, start of value, end of TLV) at ``pos``, which must end by ``end``."""
+    if pos + 2 > end:
+        raise DerError("truncated DER")
+    tag = data[pos]
+    if tag & 0x1F == 0x1F:
+        raise DerError("multi-byte DER tags are not used in certificates")
+    n = data[pos + 1]
+    start = pos + 2
+    # Unrolled for the two long forms certificates use: this runs ~40 times per certificate.
+    if n == 0x81 and start < end:
+        n = data[start]
+        start += 1
+    elif n == 0x82 and start + 1 < end:
+        n = data[start] << 8 | data[start + 1]
+        start += 2
+    elif n >= 0x80:
+        size = n & 0x7F
+        if size == 0 or size > 4 or start + size > end:
+            raise DerError("malformed DER length")
+        n = int.from_bytes(data[start : start + size], "big")
+        start += size
+    stop = start + n
+    if stop > end:
+        raise DerError("truncated DER")
+    return tag, start, stop
+
+
+def expect(data: bytes, pos: int, end: int, tag: int, what: str) -> tuple[int, int]:
+    """Like :func:`tlv`, requiring ``tag``; return (start of value, end of TLV)."""
+    got, start, stop = tlv(data, pos, end)
+    if got != tag:
+        raise DerError(f"{what}: expected tag 0x{tag:02x}, found 0x{got:02x}")
+    return start, stop
+
+
+_SEQ, _SET, _INT, _BITS, _OID, _BOOL, _OCTETS = 0x30, 0x31, 0x02, 0x03, 0x06, 0x01, 0x04
+_BASIC_CONSTRAINTS = bytes.fromhex("551d13")  # 2.5.29.19
+_RSA = bytes.fromhex("2a864886f70d010101")  # 1.2.840.113549.1.1.1
+_COMMON_NAME = bytes.fromhex("550403")  # 2.5.4.3
+# Signature algorithms rustls, Python 3.13's strict mode and OpenSSL level 2 reject.
+WEAK_SIGNATURES = {
+    bytes.fromhex("2a864886f70d010104"): "MD5",  # md5WithRSAEncryption
+    bytes.fromhex("2a864886f70d010105"): "SHA-1",  # sha1WithRSAEncryption
+    bytes.fromhex("2b0e03021d"): "SHA-1",  # the legacy OIW sha1WithRSASignature
+    bytes.fromhex("2a8648ce3d0401"): "SHA-1",  # ecdsa-with-SHA1
+    bytes.fromhex("2a8648ce380403"): "SHA-1",  # dsa-with-sha1
+}
+
+
+class Certificate(NamedTuple):
+    """The outline of one certificate."""
+
+    subject: bytes  # DER of the subject Name
+    not_before: str  # "YYYYMMDDHHMMSSZ": compares like the time it names
+    not_after: str
+    is_ca: bool
+    signature: bytes  # the signature algorithm's OID, DER content bytes
+    rsa_bits: int | None  # modulus size when the key is RSA
+
+
+def generalized(when: dt.datetime) -> str:
+    """``when`` (aware) as the comparable "YYYYMMDDHHMMSSZ" form."""
+    return when.astimezone(dt.UTC).strftime("%Y%m%d%H%M%SZ")
+
+
+def _time(data: bytes, pos: int, end: int) -> tuple[str, int]:
+    tag, start, stop = tlv(data, pos, end)
+    text = data[start:stop].decode("ascii", "replace")
+    if tag == 0x17 and len(text) == 13:  # UTCTime: RFC 5280 pivots at 1950
+        text = ("19" if text[:2] >= "50" else "20") + text
+    elif tag != 0x18 or len(text) != 15:
+        raise DerError("validity is not a UTCTime or GeneralizedTime")
+    if not (text[:14].isdigit() and text[14] == "Z"):
+        raise DerError("validity is not a UTC time")
+    return text, stop
+
+
+def read(der: bytes) -> Certificate:
+    """Check the structure of a DER certificate and return its outline.
+
+    Raises:
+        DerError: the bytes are not one well-formed certificate.
+    """
+    end = len(der)
+    start, stop = expect(der, 0, end, _SEQ, "certificate")
+    if stop != end:
+        raise DerError("trailing bytes after the certificate")
+    tbs, tbs_end = expect(der, start, stop, _SEQ, "tbsCertificate")
+    alg, alg_end = expect(der, tbs_end, stop, _SEQ, "signatureAlgorithm")
+    oid, oid_end = expect(der, alg, alg_end, _OID, "signature algorithm")
+    signature = der[oid:oid_end]
+    if expect(der, alg_end, stop, _BITS, "signatureValue")[1] != stop:
+        raise DerError("trailing fields after the signature")
+    pos = tbs
+    if der[pos] == 0xA0:  # [0] EXPLICIT version; absent means v1
+        pos = tlv(der, pos, tbs_end)[2]
+    pos = expect(der, pos, tbs_end, _INT, "serialNumber")[1]
+    pos = expect(der, pos, tbs_end, _SEQ, "signature")[1]
+    pos = expect(der, pos, tbs_end, _SEQ, "issuer")[1]  # a CA's own issuer field: not needed
+    valid, valid_end = expect(der, pos, tbs_end, _SEQ, "validity")
+    not_before, after_pos = _time(der, valid, valid_end)
+    not_after, _ = _time(der, after_pos, valid_end)
+    # Only delimited here: corpnet._certhash walks it in depth to hash it.
+    pos = expect(der, valid_end, tbs_end, _SEQ, "subject")[1]
+    subject = der[valid_end:pos]
+    spki, pos = expect(der, pos, tbs_end, _SEQ, "subjectPublicKeyInfo")
+    rsa_bits = _rsa_bits(der, spki, pos)
+    is_ca = False
+    while pos < tbs_end:  # [1] issuerUID, [2] subjectUID, [3] extensions
+        tag, value, next_pos = tlv(der, pos, tbs_end)
+        if tag == 0xA3:
+            is_ca = _basic_constraints_ca(der, value, next_pos)
+        pos = next_pos
+    return Certificate(subject, not_before, not_after, is_ca, signature, rsa_bits)
+
+
+def _rsa_bits(der: bytes, pos: int, end: int) -> int | None:
+    alg, alg_end = expect(der, pos, end, _SEQ, "public key algorithm")
+    oid, oid_end = expect(der, alg, alg_end, _OID, "public key algorithm")
+    bits, bits_end = expect(der, alg_end, end, _BITS, "public key")
+    if der[oid:oid_end] != _RSA:
+        return None
+    # BIT STRING (0 unused bits) holding RSAPublicKey ::= SEQUENCE { modulus, exponent }
+    key, key_end = expect(der, bits + 1, bits_end, _SEQ, "RSA public key")
+    n, n_end = expect(der, key, key_end, _INT, "RSA modulus")
+    while n < n_end and der[n] == 0:  # the sign byte
+        n += 1
+    if n == n_end:
+        return 0
+    return (n_end - n - 1) * 8 + der[n].bit_length()
+
+
+def _basic_constraints_ca(der: bytes, pos: int, end: int) -> bool:
+    exts, exts_end = expect(der, pos, end, _SEQ, "extensions")
+    while exts < exts_end:
+        ext, exts = expect(der, exts, exts_end, _SEQ, "extension")
+        oid, oid_end = expect(der, ext, exts, _OID, "extension id")
+        tag, value, value_end = tlv(der, oid_end, exts)
+        if tag == _BOOL:  # critical
+            tag, value, value_end = tlv(der, value_end, exts)
+        if tag != _OCTETS:
+            raise DerError("malformed extension")
+        if der[oid:oid_end] == _BASIC_CONSTRAINTS:
+            bc, bc_end = expect(der, value, value_end, _SEQ, "basicConstraints")
+            if bc == bc_end:
+                return False  # cA DEFAULT FALSE
+            tag, flag, _ = tlv(der, bc, bc_end)
+            return tag == _BOOL and der[flag] != 0
+    return False
+
+
+def common_name(name_der: bytes) -> str | None:
+    """The first commonName of a DER Name, for messages."""
+    start, stop = expect(name_der, 0, len(name_der), _SEQ, "name")
+    while start < stop:
+        rdn, start = expect(name_der, start, stop, _SET, "name RDN")
+        while rdn < start:
+            ava, rdn = expect(name_der, rdn, start, _SEQ, "name attribute")
+            oid, oid_end = expect(name_der, ava, rdn, _OID, "name attribute type")
+            if name_der[oid:oid_end] == _COMMON_NAME:
+                tag, value, value_end = tlv(name_der, oid_end, rdn)
+                codec = {0x1E: "utf-16-be", 0x1C: "utf-32-be"}.get(tag, "utf-8")
+                return name_der[value:value_end].decode(codec, "replace")
+    return None
