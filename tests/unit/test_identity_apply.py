@@ -36,7 +36,7 @@ def log_lines() -> Iterator[io.StringIO]:
     stream = io.StringIO()
     logmod.configure({}, stream=stream)
     yield stream
-    logmod.configure({}, stream=io.StringIO())
+    logmod.configure({})  # back to sys.stderr, resolved late (capsys in later tests sees it)
 
 
 def apply(
