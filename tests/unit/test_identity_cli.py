@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -279,3 +280,16 @@ def test_errors_name_the_problem_and_never_leak_the_passphrase(  # noqa: PLR0917
     assert "Traceback" not in result.err
     assert SECRET not in result.out
     assert SECRET not in result.err
+
+
+def test_readability_is_checked_for_corpnet_user_when_root(
+    corpnet: CorpnetCli, mount: Mount, root: Authority
+) -> None:
+    assert os.geteuid() == 0, "this test runs as root (the CI does), like a container entrypoint"
+    key = private_key("ec")
+    mount.write("tls.crt", cert_pem(make_leaf(root, key=key)), 0o644)
+    mount.write("tls.key", key_pem(key), 0o600)  # root's own: the agent cannot read it
+    assert corpnet("identity", env=mount.env).code == 0
+    result = corpnet("identity", env={**mount.env, "CORPNET_USER": "65534:65534"})
+    assert result.code == 77
+    assert "is not readable by uid 65534, the user the agent runs as" in result.err

@@ -27,7 +27,9 @@ def identity(as_json: bool, strict: bool) -> None:
     CORPNET_CLIENT_P12 or /etc/corpnet/client/client.p12) and prints the
     subject, issuer, SANs, serial, validity, key type and fingerprint, with
     the result of every check. The chain is verified against
-    /etc/corpnet/client/ca.crt, else the merged trust bundle. Never prints key
+    /etc/corpnet/client/ca.crt, else the merged trust bundle. Readability is
+    checked for CORPNET_USER when running as root, else for the current
+    user. Never prints key
     material or a passphrase. Exit codes: 0 ok (warnings included), 65 unusable
     file, 77 permissions, 78 configuration.
     """
@@ -44,13 +46,9 @@ def identity(as_json: bool, strict: bool) -> None:
     ident = settings.identity
     if strict:
         ident = replace(ident, strict=True)
-    uid, gid = os.getuid(), os.getgid()
+    uid, gids = _agent(settings)
     report = stage.check(
-        ident,
-        roots_pem=_roots(settings),
-        now=datetime.now(UTC),
-        uid=uid,
-        gids=stage.agent_groups(uid, gid),
+        ident, roots_pem=_roots(settings), now=datetime.now(UTC), uid=uid, gids=gids
     )
     if as_json:
         data: dict[str, object] = {"configured": report is not None}
@@ -65,6 +63,18 @@ def identity(as_json: bool, strict: bool) -> None:
         )
         return
     click.echo(render(report))
+
+
+def _agent(settings: Settings) -> tuple[int, frozenset[int]]:
+    """Who must be able to read the files: CORPNET_USER when root will drop to it, else us."""
+    from corpnet._privileges import resolve_account
+    from corpnet.identity import agent_groups
+
+    euid = os.geteuid()
+    account = resolve_account(settings.run.user, euid=euid) if euid == 0 else None
+    if account is not None:
+        return account.uid, frozenset(account.groups) | {account.gid}
+    return os.getuid(), agent_groups(os.getuid(), os.getgid())
 
 
 def _roots(settings: Settings) -> bytes | None:
