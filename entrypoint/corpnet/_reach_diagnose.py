@@ -42,7 +42,7 @@ class Diagnosis:
 
     kind: str  # stable error class, shown in reports and --json (see docs/reach.md)
     stage: Stage
-    message: str  # names the host or proxy; never a secret
+    message: str  # what is wrong, without the target (reports prefix it); never a secret
     fix: str  # one line: what to do
     retryable: bool
     exit_code: ExitCode = _UNAVAILABLE
@@ -103,7 +103,7 @@ def dns(ctx: Context, error: socket.gaierror, *, name: str, of_proxy: bool) -> D
         return Diagnosis(
             "name-not-found",
             Stage.DNS,
-            f"{ctx.target}: the name {name} does not exist in DNS (direct route)",
+            f"the name {name} does not exist in DNS (direct route)",
             "fix the name in CORPNET_ALLOWLIST; if only the proxy can resolve outside names, "
             "set HTTPS_PROXY and keep this host out of NO_PROXY",
             retryable=False,
@@ -113,7 +113,7 @@ def dns(ctx: Context, error: socket.gaierror, *, name: str, of_proxy: bool) -> D
     return Diagnosis(
         "dns-temporary",
         Stage.DNS,
-        f"{ctx.target}: DNS lookup of {what} failed ({error.strerror or error})",
+        f"DNS lookup of {what} failed ({error.strerror or error})",
         "check the container's DNS (/etc/resolv.conf, the cluster DNS); retrying",
         retryable=True,
     )
@@ -137,7 +137,7 @@ def connect(ctx: Context, error: OSError, *, endpoint: str, of_proxy: bool) -> D
         return Diagnosis(
             "connection-refused",
             Stage.TCP,
-            f"{ctx.target}: connection to {who} refused",
+            f"connection to {who} refused",
             fix,
             retryable=True,
         )
@@ -145,7 +145,7 @@ def connect(ctx: Context, error: OSError, *, endpoint: str, of_proxy: bool) -> D
         return Diagnosis(
             "network-unreachable",
             Stage.TCP,
-            f"{ctx.target}: no route to {who} ({error.strerror})",
+            f"no route to {who} ({error.strerror})",
             "check the container network and its routes; retrying",
             retryable=True,
         )
@@ -164,7 +164,7 @@ def reset(ctx: Context, stage: Stage, error: BaseException | None, *, of_proxy: 
     return Diagnosis(
         "connection-reset",
         stage,
-        f"{ctx.target}: {who} closed the connection during {stage.value}{detail}",
+        f"{who} closed the connection during {stage.value}{detail}",
         fix,
         retryable=True,
     )
@@ -174,20 +174,20 @@ def timeout(ctx: Context, stage: Stage, seconds: float) -> Diagnosis:
     """An attempt got no answer within its ``seconds`` while at ``stage``."""
     after = f"{seconds:.1f}s"
     if stage in (Stage.DNS,):
-        message = f"{ctx.target}: DNS lookup got no answer within {after}"
+        message = f"DNS lookup got no answer within {after}"
         fix = "check the container's DNS (/etc/resolv.conf, the cluster DNS); retrying"
     elif stage is Stage.TCP:
         who = f"the proxy {ctx.proxy}" if ctx.proxy else ctx.target
-        message = f"{ctx.target}: TCP connection to {who} got no answer within {after}"
+        message = f"TCP connection to {who} got no answer within {after}"
         fix = "a firewall drops the packets, or the address is wrong; retrying"
     elif stage in (Stage.PROXY_TLS, Stage.PROXY_CONNECT):
         message = (
-            f"{ctx.target}: the proxy {ctx.proxy} accepted the connection but did not "
+            f"the proxy {ctx.proxy} accepted the connection but did not "
             f"answer {stage.value} within {after}"
         )
         fix = "check the proxy's scheme (http:// or https://) and its health; retrying"
     else:
-        message = f"{ctx.target}: no answer during {stage.value} within {after} ({ctx.via})"
+        message = f"no answer during {stage.value} within {after} ({ctx.via})"
         fix = "the server or something on the path is silent; retrying"
     return Diagnosis("timeout", stage, message, fix, retryable=True)
 
@@ -292,7 +292,7 @@ def proxy_not_http(ctx: Context, first_bytes: bytes) -> Diagnosis:
         return Diagnosis(
             "proxy-speaks-tls",
             Stage.PROXY_CONNECT,
-            f"{ctx.target}: the proxy {ctx.proxy} answered with TLS, not plain HTTP",
+            f"the proxy {ctx.proxy} answered with TLS, not plain HTTP",
             "it expects TLS: write https:// instead of http:// in HTTPS_PROXY",
             retryable=False,
             exit_code=_CONFIG,
@@ -300,7 +300,7 @@ def proxy_not_http(ctx: Context, first_bytes: bytes) -> Diagnosis:
     return Diagnosis(
         "proxy-bad-response",
         Stage.PROXY_CONNECT,
-        f"{ctx.target}: {ctx.proxy} did not answer CONNECT with HTTP ({first_bytes[:16]!r})",
+        f"{ctx.proxy} did not answer CONNECT with HTTP ({first_bytes[:16]!r})",
         "check that HTTPS_PROXY points at an HTTP forward proxy (not SOCKS, not a web server)",
         retryable=False,
         exit_code=_CONFIG,
@@ -367,7 +367,7 @@ def tls(  # noqa: PLR0911 - one return per diagnosis reads best
             return Diagnosis(
                 "tls-unknown-issuer",
                 stage,
-                f"{ctx.target}: the certificate of {name} is signed by a CA corpnet does not "
+                f"the certificate of {name} is signed by a CA corpnet does not "
                 f"trust ({ctx.via}){presented}",
                 fix,
                 retryable=False,
@@ -377,7 +377,7 @@ def tls(  # noqa: PLR0911 - one return per diagnosis reads best
             return Diagnosis(
                 "tls-hostname-mismatch",
                 stage,
-                f"{ctx.target}: the certificate of {name} is not valid for that name "
+                f"the certificate of {name} is not valid for that name "
                 f"({error.verify_message}){presented}",
                 "the server (or an inspecting proxy) serves a certificate for other names: "
                 "check the host name and the proxy's inspection rules",
@@ -388,15 +388,14 @@ def tls(  # noqa: PLR0911 - one return per diagnosis reads best
             return Diagnosis(
                 "tls-certificate-expired" if code == _EXPIRED else "tls-certificate-not-yet-valid",
                 stage,
-                f"{ctx.target}: the certificate of {name} {state}{presented}",
+                f"the certificate of {name} {state}{presented}",
                 "check the container's clock; if it is right, the server must renew it",
                 retryable=False,
             )
         return Diagnosis(
             "tls-verify-failed",
             stage,
-            f"{ctx.target}: the certificate of {name} failed verification "
-            f"({error.verify_message}){presented}",
+            f"the certificate of {name} failed verification ({error.verify_message}){presented}",
             "the server's certificate chain is unusable; ask its owners to fix it",
             retryable=False,
         )
@@ -407,7 +406,7 @@ def tls(  # noqa: PLR0911 - one return per diagnosis reads best
         return Diagnosis(
             "not-tls",
             stage,
-            f"{ctx.target}: the server does not speak TLS on port {ctx.port} ({ctx.via})",
+            f"the server does not speak TLS on port {ctx.port} ({ctx.via})",
             "check the port in CORPNET_ALLOWLIST",
             retryable=False,
             exit_code=_CONFIG,
@@ -419,7 +418,7 @@ def tls(  # noqa: PLR0911 - one return per diagnosis reads best
     return Diagnosis(
         "tls-failed",
         stage,
-        f"{ctx.target}: TLS handshake with {name} failed ({reason or error})",
+        f"TLS handshake with {name} failed ({reason or error})",
         "the server and corpnet share no protocol or cipher; ask the server's owners",
         retryable=False,
     )
@@ -430,7 +429,7 @@ def proxy_not_tls(ctx: Context) -> Diagnosis:
     return Diagnosis(
         "proxy-not-tls",
         Stage.PROXY_TLS,
-        f"{ctx.target}: HTTPS_PROXY says https:// but the proxy {ctx.proxy} does not speak TLS",
+        f"HTTPS_PROXY says https:// but the proxy {ctx.proxy} does not speak TLS",
         "most corporate proxies speak plain HTTP on 3128/8080: write http:// in HTTPS_PROXY",
         retryable=False,
         exit_code=_CONFIG,
@@ -443,11 +442,11 @@ def client_cert(ctx: Context, reason: str) -> Diagnosis:
     if ctx.client_cert is None:
         if reason == "SSLV3_ALERT_HANDSHAKE_FAILURE":
             message = (
-                f"{ctx.target}: the server ended the TLS handshake ({alert}); it probably "
+                f"the server ended the TLS handshake ({alert}); it probably "
                 "requires a client certificate, and none was sent"
             )
         else:
-            message = f"{ctx.target}: the server asks for a client certificate and none was sent"
+            message = "the server asks for a client certificate and none was sent"
         if ctx.identity_configured:
             fix = "add this host to CORPNET_MTLS_HOSTS (or unset it to send the certificate to all)"
         else:
@@ -466,7 +465,7 @@ def client_cert(ctx: Context, reason: str) -> Diagnosis:
     return Diagnosis(
         "client-cert-rejected",
         Stage.CLIENT_CERT,
-        f"{ctx.target}: the server rejected the client certificate {ctx.client_cert} ({alert})",
+        f"the server rejected the client certificate {ctx.client_cert} ({alert})",
         "the server does not accept this certificate: check it is the one issued for this "
         "service, not expired or revoked, and issued by a CA the server trusts",
         retryable=False,
@@ -482,7 +481,7 @@ def http_status(ctx: Context, status: int, reason: str) -> Diagnosis:
     return Diagnosis(
         "http-server-error",
         Stage.HTTP,
-        f"{ctx.target}: the server answered HTTP {status} {reason}".rstrip(),
+        f"the server answered HTTP {status} {reason}".rstrip(),
         "the service is failing or starting; retrying",
         retryable=True,
     )
@@ -493,7 +492,7 @@ def http_bad(ctx: Context, first: bytes) -> Diagnosis:
     return Diagnosis(
         "http-bad-response",
         Stage.HTTP,
-        f"{ctx.target}: the server did not answer with HTTP ({first[:16]!r})",
+        f"the server did not answer with HTTP ({first[:16]!r})",
         "CORPNET_PROBE=http needs an HTTPS server; use CORPNET_PROBE=tls for other services",
         retryable=False,
         exit_code=_CONFIG,

@@ -66,7 +66,7 @@ class DoctorResult:
             lines.append("reachability:")
             lines.extend("  " + line for line in _reach_report.table(self.report).splitlines())
             lines.append("  " + _reach_report.summary_line(self.report))
-        lines.append("corpnet doctor: " + ("all good" if self.ok else "problems found (see FAIL)"))
+        lines.append("corpnet doctor: " + ("all good" if self.ok else "problems found (see above)"))
         return "\n".join(lines)
 
     def to_json(self) -> dict[str, object]:

@@ -22,11 +22,9 @@ def describe(r: HostResult) -> str:
     """One line for a finished host."""
     what = "" if r.target.required else " (optional)"
     if r.ok:
-        tries = "attempt" if r.attempts == 1 else "attempts"
         stage = r.stage.value if r.stage else "-"
-        return (
-            f"{r.target}{what} ready {_route(r)} ({stage}, {r.attempts} {tries}, {r.elapsed:.2f}s)"
-        )
+        took = f"{stage}, {_attempts(r.attempts)}, {r.elapsed:.2f}s"
+        return f"{r.target}{what} ready {_route(r)} ({took})"
     d = r.diagnosis
     if r.status == "skipped":
         last = f"; last: {d.message}" if d else ""
@@ -36,7 +34,11 @@ def describe(r: HostResult) -> str:
     if d is None:
         return f"{r.target}{what} {r.status} after {r.elapsed:.1f}s"
     state = "failed" if r.status == "failed" else f"still failing after {r.elapsed:.1f}s"
-    return f"{r.target}{what} {state} ({d.kind}, {r.attempts} attempts): {d.line()}"
+    return f"{r.target}{what} {state} ({d.kind}, {_attempts(r.attempts)}): {d.line()}"
+
+
+def _attempts(n: int) -> str:
+    return f"{n} attempt" if n == 1 else f"{n} attempts"
 
 
 def _route(r: HostResult) -> str:
@@ -113,7 +115,7 @@ class Reporter:
         self._write(
             "info",
             f"{result.target} not ready ({d.kind}, attempt {result.attempts}): {d.message}; "
-            f"retrying",
+            "retrying",
             event="retry",
             host=str(result.target),
             error=d.kind,

@@ -103,25 +103,26 @@ class ReachError(UnreachableError):
     def __init__(self, report: Report) -> None:
         self.report = report
         failing = sorted(
-            (r for r in report.required if not r.ok),
+            (r for r in report.required if r.problem),
             key=lambda r: _severity(
                 r.diagnosis.exit_code
                 if r.status == "failed" and r.diagnosis
                 else ExitCode.UNAVAILABLE
             ),
         )
-        first = failing[0]
-        more = (
-            f" (and {len(failing) - 1} more required hosts, see above)" if len(failing) > 1 else ""
-        )
+        first = failing[0] if failing else next(r for r in report.required if not r.ok)
+        others = len(failing) - 1
+        more = f" (and {others} more required host{'s' if others > 1 else ''}, see above)"
+        more = more if others > 0 else ""
         d = first.diagnosis
         if first.status == "failed" and d is not None:
-            message, hint = d.message + more, d.fix
+            message, hint = f"{first.target}: {d.message}{more}", d.fix
         else:
             last = f": {d.message}" if d else ""
+            tries = "attempt" if first.attempts == 1 else "attempts"
             message = (
                 f"{first.target} not reachable after {report.timeout:g}s "
-                f"({first.attempts} attempts){last}{more}"
+                f"({first.attempts} {tries}){last}{more}"
             )
             hint = d.fix.removesuffix("; retrying").removesuffix("retrying") if d else ""
             hint = hint or "raise CORPNET_WAIT_TIMEOUT, or check the network path"
@@ -317,7 +318,7 @@ class _Prober:
         plan: Plan,
         *,
         policy: RetryPolicy,
-        deadline: float,
+        timeout: float,
         clock: Clock,
         sleep: Sleep,
         rand: Callable[[], float],
@@ -325,12 +326,13 @@ class _Prober:
     ) -> None:
         self.plan = plan
         self.policy = policy
-        self.deadline = deadline
         self.clock = clock
         self._sleep = sleep
         self.rand = rand
         self.events = events
         self.start = clock()
+        self.timeout = timeout
+        self.deadline = self.start + timeout
         self.gate = asyncio.Semaphore(policy.concurrency)
         self.watches = _Watches(plan.resolver, policy.watch_interval, sleep)
         self.routes = {t: route(t.host, t.port) for t in targets}
@@ -418,7 +420,7 @@ class _Prober:
                 raise ProbeFailure(timeout_diagnosis(ctx, tracker.stage, budget)) from e
 
     async def run(self, *, wait_optional: bool, fail_fast: bool) -> Report:
-        self.events.started(list(self.results.values()), self.deadline - self.start)
+        self.events.started(list(self.results.values()), self.timeout)
         tasks = {asyncio.ensure_future(self.host(t)): t for t in self.results}
         ticker = asyncio.ensure_future(self._tick())
         waited = {task for task, t in tasks.items() if t.required or wait_optional}
@@ -454,7 +456,7 @@ class _Prober:
         return Report(
             tuple(self.results.values()),
             elapsed=self.clock() - self.start,
-            timeout=round(self.deadline - self.start, 3),
+            timeout=self.timeout,
             probe="http" if self.plan.http else "tls",
         )
 
@@ -513,7 +515,7 @@ async def probe(
         route,
         plan,
         policy=policy or DEFAULT_POLICY,  # read at call time: tests swap it for a fast one
-        deadline=clock() + timeout,
+        timeout=timeout,
         clock=clock,
         sleep=sleep,
         rand=rand,
