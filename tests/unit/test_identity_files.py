@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from identity_pki import NOW, Authority, cert_pem, key_pem, make_leaf, private_key
+from identity_pki import NOW, Authority, cert_pem, key_pem, make_leaf, pem_block, private_key
 from test_identity import (  # noqa: F401 - shared fixtures, registered by name
     Client,
     client_fixture,
@@ -118,12 +118,12 @@ def test_dangling_symlink_is_reported_as_a_broken_mount(client: Client, root: Au
         ("tls.crt", b"\x30\x82\x01\x00garbage", "Client certificate {path} is binary (DER"),
         (
             "tls.crt",
-            b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+            pem_block("CERTIFICATE", "AAAA"),
             "Client certificate {path}: certificate #1 in the file is corrupt",
         ),
         (
             "tls.key",
-            b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+            pem_block("PRIVATE KEY", "AAAA"),
             "Client key {path} is corrupt",
         ),
     ],
