@@ -90,18 +90,44 @@ def verify(
             continue
         root = verified.chain[-1].subject.rfc4514_string()
         return Outcome(True, f"verified to {root} ({label})")
-    known = {c.subject for _, certs in anchors for c in certs} | {c.subject for c in intermediates}
-    if leaf.issuer not in known:
-        issuer = leaf.issuer.rfc4514_string()
-        where = " nor ".join(label for label, _ in anchors)
+    missing = _missing_issuer(leaf, intermediates, anchors)
+    if missing is not None:
+        return missing
+    return Outcome(
+        False,
+        "; ".join(reasons),
+        hint="check that ca.crt or the CA directory holds the CA that issued this certificate",
+    )
+
+
+def _missing_issuer(
+    leaf: x509.Certificate,
+    intermediates: list[x509.Certificate],
+    anchors: list[tuple[str, list[x509.Certificate]]],
+) -> Outcome | None:
+    """Name the CA that is missing, when the chain breaks for lack of one (the usual case)."""
+    by_subject = {c.subject: c for c in intermediates}
+    trusted = {c.subject for _, certs in anchors for c in certs}
+    where = " or ".join(label for label, _ in anchors)
+    cert = leaf
+    for _ in range(len(intermediates)):  # follow issuer names up through the file
+        parent = by_subject.get(cert.issuer)
+        if parent is None or parent is cert or cert.issuer in trusted:
+            break
+        cert = parent
+    if cert.issuer in trusted:
+        return None
+    issuer = cert.issuer.rfc4514_string()
+    if cert is leaf:
         return Outcome(
             False,
-            f"its issuer {issuer} is in neither the file nor {where}",
+            f"its issuer {issuer} is not in the file, nor in {where}",
             hint="append the intermediate CA certificate after the client certificate, or mount "
             "the issuing CA as /etc/corpnet/client/ca.crt",
         )
     return Outcome(
         False,
-        "; ".join(reasons),
-        hint="check that ca.crt or the CA directory holds the CA that issued this certificate",
+        f"the chain in the file ends at {issuer}, which is not in {where}",
+        hint="mount that CA as /etc/corpnet/client/ca.crt or add it to the CA directory "
+        "(/etc/corpnet/ca.d)",
     )

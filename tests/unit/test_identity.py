@@ -336,6 +336,20 @@ def test_chain_without_intermediate_warns_what_to_add(
     assert report.warnings == (detail,)
 
 
+def test_chain_with_intermediate_but_untrusted_root_names_the_root(
+    client: Client, root: Authority, issuing: Authority
+) -> None:
+    key = private_key("ec")
+    client.write("tls.crt", cert_pem(make_leaf(issuing, key=key), issuing.cert))
+    client.write("tls.key", key_pem(key))
+    status, detail = chain_status(client.check(roots=make_ca("Public Root", n=9).pem))
+    assert status == "warning"
+    assert "the chain in the file ends at CN=Corp Root CA,O=Corp, which is not in the trust" in (
+        detail
+    )
+    assert "mount that CA as /etc/corpnet/client/ca.crt" in detail
+
+
 def test_chain_without_intermediate_fails_when_strict(
     client: Client, root: Authority, issuing: Authority
 ) -> None:
