@@ -148,14 +148,15 @@ def _anchors(
     s: IdentitySettings, roots_pem: bytes | None, checks: list[Check]
 ) -> list[tuple[str, list[x509.Certificate]]]:
     anchors: list[tuple[str, list[x509.Certificate]]] = []
-    if present(s.ca):
-        try:
+    try:
+        if present(s.ca):
             ca = read(s.ca, role="Client CA", variable=None)
-            certs = _keys.load_chain(ca.data, ca.path, role="Client CA file")
-        except (ClientFileError, IdentityConfigError, ClientKeyPermissionError) as e:
-            checks.append(Check("ca", "warning", f"{e}; ignored"))
-        else:
-            anchors.append((f"ca.crt {s.ca}", certs))
+            anchors.append(
+                (f"ca.crt {s.ca}", _keys.load_chain(ca.data, ca.path, role="Client CA file"))
+            )
+    except (ClientFileError, IdentityConfigError, ClientKeyPermissionError) as e:
+        # Only the chain check needs it, and that check is advisory: say so, go on.
+        checks.append(Check("ca", "warning", f"{e}; ignored"))
     if roots_pem:
         anchors.append(("the trust bundle", _keys.load_anchors(roots_pem)))
     return anchors
