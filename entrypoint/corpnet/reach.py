@@ -348,16 +348,25 @@ class _Prober:
         result = self.results[target]
         watched: list[tuple[str, int] | None] = [None]
 
-        def stop(state: tenacity.RetryCallState) -> bool:
-            return (
-                state.attempt_number >= self.policy.max_attempts
-                or self.remaining() - state.upcoming_sleep < self.policy.min_attempt
-            )
+        clipped, final = [False], [False]
 
         def wait(state: tenacity.RetryCallState) -> float:
             backoff = self.policy.backoff(state.attempt_number, self.rand())
+            room = self.remaining() - self.policy.min_attempt
             # Never sleep past the point where one last attempt still fits.
-            return max(0.0, min(backoff, self.remaining() - self.policy.min_attempt))
+            clipped[0] = backoff > room
+            return max(0.0, min(backoff, room))
+
+        def stop(state: tenacity.RetryCallState) -> bool:
+            if state.attempt_number >= self.policy.max_attempts:
+                return True
+            if self.remaining() - state.upcoming_sleep < self.policy.min_attempt:
+                return True
+            if clipped[0]:  # a shortened sleep buys one last attempt, not a tight loop
+                if final[0]:
+                    return True
+                final[0] = True
+            return False
 
         async def sleep(seconds: float) -> None:
             endpoint = watched[0]
