@@ -23,12 +23,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import quote, unquote
 
+from corpnet._no_proxy import (
+    ALWAYS_DIRECT,
+    HOST_RE,
+    NoProxy,
+    ProxyConfigError,
+    bypasses,
+    matching_entry,
+    normalise_no_proxy,
+)
 from corpnet.config import HostPort, ProxySettings
 from corpnet.environment import Exports
-from corpnet.errors import ConfigError, ConfigErrors, CorpnetError
+from corpnet.errors import ConfigErrors, CorpnetError
 
 __all__ = [
     "ALWAYS_DIRECT",
+    "NoProxy",
     "ProxyConfig",
     "ProxyConfigError",
     "ProxyURL",
@@ -40,20 +50,11 @@ __all__ = [
     "resolve",
 ]
 
-# Never proxied, whatever the user wrote: a proxy cannot reach our own loopback.
-ALWAYS_DIRECT = ("localhost", "127.0.0.1", "::1")
-# Inside Kubernetes: in-cluster service names (Service DNS is <svc>.<ns>.svc.cluster.local).
-KUBERNETES_DOMAINS = ("svc", "cluster.local")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _SOCKS = ("socks", "socks4", "socks4a", "socks5", "socks5h")
-_HOST_RE = re.compile(r"^[a-z0-9_]([a-z0-9_.-]*[a-z0-9_])?$")
 # scheme://user:password@ inside any text; the password runs to the last '@' of the
 # token, so a raw '@' in it (as users type it) is redacted whole.
 _CREDENTIALS_RE = re.compile(r"(?P<prefix>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^:@/\s]*):\S*@")
-
-
-class ProxyConfigError(ConfigError):
-    """A proxy variable is malformed or asks for something no agent supports."""
 
 
 @dataclass(frozen=True)
@@ -200,7 +201,7 @@ def _split_hostport(hostport: str, variable: str, shown: str) -> tuple[str, int 
         host, sep, port_text_ = hostport.partition(":")
         port_text = port_text_ if sep else None
         host = host.lower().rstrip(".")
-        if not _HOST_RE.match(host):
+        if not HOST_RE.match(host):
             raise bad("no valid host name")
     if port_text is None:
         return host.lower(), None
@@ -223,142 +224,6 @@ def _with_credentials(
             variable=variable,
         )
     return ProxyURL(url.scheme, url.host, url.port, user, password)
-
-
-# --- NO_PROXY -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class NoProxy:
-    """A normalised NO_PROXY list and what normalising it said."""
-
-    entries: tuple[str, ...]
-    notes: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-
-
-def normalise_no_proxy(raw: str | None, *, kubernetes_host: str | None = None) -> NoProxy:
-    """Normalise NO_PROXY as every client we export to can read it.
-
-    Split on commas and blanks (the two documented forms); lower-case; trailing
-    dots stripped; each domain emitted as ``d`` and ``.d`` (Node's core agent
-    matches bare names only exactly, httpx and Go match ``.d`` only below it);
-    IPv4/IPv6 addresses and CIDR ranges kept, IPv6 unbracketed; ``:port``
-    dropped (curl never matches an entry with a port); loopback always added.
-    Raise :class:`ProxyConfigError` when ``*`` is mixed with other entries.
-    """
-    tokens = [t for t in re.split(r"[,\s]+", (raw or "").strip().lower()) if t]
-    if "*" in tokens:
-        if len(tokens) > 1:
-            raise ProxyConfigError(
-                "NO_PROXY mixes * with other entries",
-                hint="* is honoured only as the whole value: set NO_PROXY=* to bypass the "
-                "proxy for every host, or remove the *",
-                variable="NO_PROXY",
-            )
-        return NoProxy(("*",))
-    entries: list[str] = []
-    notes: list[str] = []
-    warnings: list[str] = []
-    ported: list[str] = []
-    extra = [*ALWAYS_DIRECT]
-    if kubernetes_host:
-        extra += [*KUBERNETES_DOMAINS, kubernetes_host.lower()]
-    for token in [*tokens, *extra]:
-        kind, value, had_port = _classify(token)
-        if had_port:
-            ported.append(token)
-        if kind == "bad":
-            warnings.append(
-                f"NO_PROXY entry {token!r} is neither a host name, an IP address nor a "
-                "CIDR range: it is ignored; remove it"
-            )
-            continue
-        forms = [value, f".{value}"] if kind == "domain" else [value]
-        entries.extend(f for f in forms if f not in entries)
-    if ported:
-        warnings.append(
-            f"NO_PROXY entries {', '.join(ported)} have a port, which curl never matches: "
-            "the port is dropped, so every port of those hosts goes direct"
-        )
-    cidrs = [e for e in entries if "/" in e]
-    if cidrs:
-        warnings.append(
-            f"NO_PROXY CIDR ranges {', '.join(cidrs)} are honoured by curl, git, Go and "
-            "requests, but not by Node, Bun, Python urllib or httpx, which send such "
-            "addresses through the proxy: list the addresses or host names if they matter"
-        )
-    return NoProxy(tuple(entries), notes, warnings)
-
-
-def _classify(token: str) -> tuple[str, str, bool]:
-    """Return (kind, normalised value, had_port); kind: domain|ip|cidr|bad."""
-    if "://" in token:
-        token = token.split("://", 1)[1].split("/", 1)[0]
-    host, had_port = _strip_port(token.rstrip("."))
-    try:
-        return "ip", str(ipaddress.ip_address(host)), had_port
-    except ValueError:
-        pass
-    try:
-        return "cidr", str(ipaddress.ip_network(host, strict=False)), had_port
-    except ValueError:
-        pass
-    domain = host.removeprefix("*.").lstrip(".").rstrip(".")
-    return ("domain" if _HOST_RE.match(domain) else "bad"), domain, had_port
-
-
-def _strip_port(token: str) -> tuple[str, bool]:
-    """``[v6]:port``, ``[v6]``, ``host:port`` -> host; a bare IPv6 keeps its colons."""
-    if token.startswith("["):
-        host, _, after = token[1:].partition("]")
-        return host, after.startswith(":")
-    if token.count(":") == 1:
-        host, _, port = token.partition(":")
-        if port.isdigit():
-            return host, True
-    return token, False
-
-
-def matching_entry(host: str, no_proxy: Sequence[str]) -> str | None:
-    """The NO_PROXY entry that sends ``host`` around the proxy, or None.
-
-    The rule is curl's (label boundaries, leading ``.`` and ``*.`` ignored, ``*``
-    alone matches all, CIDR ranges contain addresses), which is what every client
-    agrees on once :func:`normalise_no_proxy` has emitted ``d`` and ``.d``.
-    """
-    host = host.strip().lower().rstrip(".")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    try:
-        address: ipaddress.IPv4Address | ipaddress.IPv6Address | None = ipaddress.ip_address(host)
-    except ValueError:
-        address = None
-    for entry in no_proxy:
-        if entry == "*":
-            return entry
-        if address is not None:
-            if _address_matches(address, entry):
-                return entry
-            continue
-        domain = entry.removeprefix("*.").lstrip(".")
-        if domain and (host == domain or host.endswith("." + domain)):
-            return entry
-    return None
-
-
-def _address_matches(address: ipaddress.IPv4Address | ipaddress.IPv6Address, entry: str) -> bool:
-    try:
-        if "/" in entry:
-            return address in ipaddress.ip_network(entry, strict=False)
-        return address == ipaddress.ip_address(entry.strip("[]"))
-    except ValueError:
-        return False
-
-
-def bypasses(host: str, no_proxy: Sequence[str]) -> bool:
-    """Does a request to ``host`` go around the proxy? THE decision; probes use it too."""
-    return matching_entry(host, no_proxy) is not None
 
 
 # --- the stage ------------------------------------------------------------------------
@@ -405,6 +270,12 @@ def resolve(settings: ProxySettings, *, allowlist: Sequence[HostPort]) -> ProxyC
         notes.append("CORPNET_PROXY_USER is set but no proxy is: it is ignored")
 
     warnings = list(no_proxy.warnings)
+    if any(_git_decodes_twice(u) for u in urls.values()):
+        warnings.append(
+            "the proxy password contains '%' followed by two hex digits, which git decodes "
+            "a second time: git will fail proxy authentication (other clients are fine); "
+            "change the password if git must use the proxy"
+        )
     if https is not None or http is not None:
         warnings.extend(_allowlist_warnings(allowlist, no_proxy.entries))
     else:
@@ -419,6 +290,11 @@ def resolve(settings: ProxySettings, *, allowlist: Sequence[HostPort]) -> ProxyC
         notes=[*notes, *no_proxy.notes],
         warnings=warnings,
     )
+
+
+def _git_decodes_twice(url: ProxyURL | None) -> bool:
+    # Seen with git 2.39: a password `%41`, sent as `%2541`, reaches the proxy as `A`.
+    return url is not None and re.search(r"%[0-9a-fA-F]{2}", url.password or "") is not None
 
 
 def _allowlist_warnings(allowlist: Sequence[HostPort], no_proxy: Sequence[str]) -> list[str]:

@@ -138,6 +138,13 @@ def test_a_raw_at_sign_in_a_url_password_is_understood() -> None:
     assert url.url == "http://user:p%40ss@proxy:3128"
 
 
+def test_a_password_git_would_decode_twice_is_warned_about() -> None:
+    # git 2.39 sends the proxy password `%41` (encoded `%2541`) as `A`.
+    c = _resolve(https_proxy="http://proxy:3128", user="u", password="ab%41")
+    assert any("git decodes a second time" in w for w in c.warnings)
+    assert not _resolve(https_proxy="http://u:p%25zz@proxy:3128").warnings
+
+
 def test_a_user_without_password() -> None:
     url, _ = parse_proxy_url("http://alice@proxy:3128", "HTTPS_PROXY")
     assert (url.username, url.password) == ("alice", None)
