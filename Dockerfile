@@ -88,3 +88,9 @@ WORKDIR /home/agent
 # corpnet sets the container up, then execs CMD in its own place.
 ENTRYPOINT ["/usr/bin/tini", "-g", "--", "/opt/corpnet/venv/bin/corpnet", "run"]
 CMD ["bash"]
+# Devcontainer tooling (VS Code, the devcontainers CLI) replaces ENTRYPOINT with
+# its own shell and runs each metadata "entrypoint" there as a line without
+# arguments, before the container idles: `corpnet init` runs the same stages as
+# `corpnet run` without the exec, and returns. "init": true puts Docker's init
+# (tini) in front, which the replaced ENTRYPOINT would have provided.
+LABEL devcontainer.metadata='[{"entrypoint":"/opt/corpnet/venv/bin/corpnet init","init":true}]'
