@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import re
 
-from corpnet._der import DerError, expect, tlv
+from corpnet._der import DerError, check_name_tag, expect, tlv
 
 # asn1_string_canon's ASN1_MASK_CANON, tag -> how ASN1_STRING_to_UTF8 decodes it
 # (one byte per character for the 8-bit types, as OpenSSL does).
@@ -71,8 +71,11 @@ def canonical_name(name: bytes) -> bytes:
         avas: list[bytes] = []
         while rdn < rdn_end:  # each AttributeTypeAndValue (a SEQUENCE)
             ava, ava_end = expect(name, rdn, rdn_end, 0x30, "name attribute")
-            oid_end = tlv(name, ava, ava_end)[2]
+            oid_end = expect(name, ava, ava_end, 0x06, "name attribute type")[1]
             tag, value, value_end = tlv(name, oid_end, ava_end)
+            if value_end != ava_end:
+                raise DerError("malformed name attribute")
+            check_name_tag(tag)
             codec = _CANON_CODECS.get(tag)
             if codec is None:  # not a string OpenSSL canonicalises: kept as is
                 canon = name[oid_end:ava_end]

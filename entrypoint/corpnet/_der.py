@@ -58,6 +58,14 @@ def expect(data: bytes, pos: int, end: int, tag: int, what: str) -> tuple[int, i
     return start, stop
 
 
+# The universal tags OpenSSL's X509_NAME decoder accepts for an attribute value
+# (B_ASN1_PRINTABLE, x_name.c, through ASN1_tag2bit): a name with any other type,
+# VisibleString for one, makes OpenSSL refuse the certificate, and a bundle holding
+# it breaks every OpenSSL client (Python, curl, git), so such a file is refused.
+OPENSSL_NAME_TAGS = frozenset(
+    {0x03, 0x0C, 0x12, 0x13, 0x14, 0x16, 0x1C, 0x1E, 0x30}  # BIT STRING .. BMPString, SEQUENCE
+    | {0x07, 0x08, 0x09, 0x0B, 0x0D, 0x0E, 0x0F, 0x1D}  # B_ASN1_UNKNOWN tags
+)
 _SEQ, _SET, _INT, _BITS, _OID, _BOOL, _OCTETS = 0x30, 0x31, 0x02, 0x03, 0x06, 0x01, 0x04
 _BASIC_CONSTRAINTS = bytes.fromhex("551d13")  # 2.5.29.19
 _RSA = bytes.fromhex("2a864886f70d010101")  # 1.2.840.113549.1.1.1
@@ -121,13 +129,17 @@ def read(der: bytes) -> Certificate:
         pos = tlv(der, pos, tbs_end)[2]
     pos = expect(der, pos, tbs_end, _INT, "serialNumber")[1]
     pos = expect(der, pos, tbs_end, _SEQ, "signature")[1]
-    pos = expect(der, pos, tbs_end, _SEQ, "issuer")[1]  # a CA's own issuer field: not needed
+    issuer_start = pos
+    pos = expect(der, pos, tbs_end, _SEQ, "issuer")[1]
+    issuer = der[issuer_start:pos]
     valid, valid_end = expect(der, pos, tbs_end, _SEQ, "validity")
     not_before, after_pos = _time(der, valid, valid_end)
     not_after, _ = _time(der, after_pos, valid_end)
     # Only delimited here: corpnet._certhash walks it in depth to hash it.
     pos = expect(der, valid_end, tbs_end, _SEQ, "subject")[1]
     subject = der[valid_end:pos]
+    if issuer != subject:  # a root's issuer is its subject, which the hashing checks
+        check_name(issuer)
     spki, pos = expect(der, pos, tbs_end, _SEQ, "subjectPublicKeyInfo")
     rsa_bits = _rsa_bits(der, spki, pos)
     is_ca = False
@@ -137,6 +149,26 @@ def read(der: bytes) -> Certificate:
             is_ca = _basic_constraints_ca(der, value, next_pos)
         pos = next_pos
     return Certificate(subject, not_before, not_after, is_ca, signature, rsa_bits)
+
+
+def check_name(name: bytes) -> None:
+    """Raise DerError unless ``name`` is a Name OpenSSL can decode."""
+    start, stop = expect(name, 0, len(name), _SEQ, "name")
+    while start < stop:
+        rdn, start = expect(name, start, stop, _SET, "name RDN")
+        while rdn < start:
+            ava, rdn = expect(name, rdn, start, _SEQ, "name attribute")
+            oid_end = expect(name, ava, rdn, _OID, "name attribute type")[1]
+            tag, _, value_end = tlv(name, oid_end, rdn)
+            if value_end != rdn:
+                raise DerError("malformed name attribute")
+            check_name_tag(tag)
+
+
+def check_name_tag(tag: int) -> None:
+    """Raise DerError for a name attribute type OpenSSL refuses."""
+    if tag not in OPENSSL_NAME_TAGS:
+        raise DerError(f"a name attribute has ASN.1 type 0x{tag:02x}, which OpenSSL cannot read")
 
 
 def _rsa_bits(der: bytes, pos: int, end: int) -> int | None:
