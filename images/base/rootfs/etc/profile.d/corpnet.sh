@@ -1,0 +1,28 @@
+# corpnet: give this shell the environment the agent got at container start
+# (CA bundle, client certificate, proxy variables), for shells that do not
+# descend from the entrypoint: `docker exec`, `kubectl exec`, IDE terminals.
+#
+# POSIX sh: /etc/profile sources it for login shells (sh -l, bash -l), and
+# /etc/corpnet/bashrc.sh for interactive bash (bash.bashrc) and non-interactive
+# bash (BASH_ENV). Silent when corpnet has not run or the file is not readable
+# by this user (env.sh can hold a proxy password, so it is 0600/0640).
+#
+# The file is in the runtime directory, or in the per-user fallback that
+# corpnet uses when the runtime directory is not writable
+# (corpnet.files.fallback_runtime_dir: Python's tempfile.gettempdir() reads
+# TMPDIR first, then /tmp).
+#
+# Sourced once per process tree: CORPNET_ENV_SOURCED is exported, so a script
+# run from a shell that changed a variable (NO_PROXY=... ./script) keeps the
+# change instead of getting env.sh again through BASH_ENV.
+if [ -z "${CORPNET_ENV_SOURCED:-}" ]; then
+    for __corpnet_env in \
+        "${CORPNET_RUNTIME_DIR:-/run/corpnet}/env.sh" \
+        "${TMPDIR:-/tmp}/corpnet-$(id -u)/env.sh"; do
+        if [ -f "$__corpnet_env" ] && [ -r "$__corpnet_env" ]; then
+            . "$__corpnet_env" && export CORPNET_ENV_SOURCED="$__corpnet_env"
+            break
+        fi
+    done
+    unset __corpnet_env
+fi
