@@ -7,7 +7,6 @@ an environment with none of them (``clean_env``) and sets what it needs.
 
 from __future__ import annotations
 
-import io
 import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -96,7 +95,7 @@ def corpnet(
             except SystemExit as e:
                 code = e.code if isinstance(e.code, int) else 1
             captured = capsys.readouterr()
-        logmod.configure({}, stream=io.StringIO())  # forget secrets between calls
+        logmod.configure({})  # back to quiet=False on stderr; secrets stay registered
         return CliResult(code, captured.out, captured.err)
 
     yield invoke
