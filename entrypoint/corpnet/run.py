@@ -1,0 +1,194 @@
+"""The start-up pipeline: configuration → trust → identity → proxy → persisted
+environment → hooks → reachability wait → privileges → exec.
+
+:func:`prepare` is everything up to the persisted environment (``corpnet env``
+uses it too); :func:`start` adds hooks and the wait (``corpnet init``);
+:func:`exec_agent` drops privileges and replaces this process with the agent
+(``corpnet run``). Configuration errors of every stage are found before
+anything is written: the proxy configuration is pure and resolved first.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from corpnet import config, environment, files
+from corpnet import log as logmod
+from corpnet._hooks import run_hooks
+from corpnet._privileges import Account, drop_privileges, resolve_account
+from corpnet.errors import CorpnetError, ExitCode, UsageError
+
+if TYPE_CHECKING:
+    from corpnet.identity import IdentityResult
+    from corpnet.proxy import ProxyConfig
+    from corpnet.trust import TrustResult
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """The outcome of the stages that compute the agent's environment."""
+
+    settings: config.Settings
+    runtime_dir: Path
+    # Only the variables corpnet computed (what env.sh holds and `corpnet env` prints).
+    env: dict[str, str]
+    secret_names: frozenset[str]
+    trust: TrustResult
+    identity: IdentityResult | None
+    proxy: ProxyConfig
+    account: Account | None  # the user to drop to; None: stay who we are
+
+
+def prepare(
+    environ: Mapping[str, str],
+    *,
+    now: datetime | None = None,
+    euid: int | None = None,
+) -> Prepared:
+    """Run the stages that compute and persist the environment; return what they made."""
+    from corpnet import identity, proxy, trust
+
+    log = logmod.get()
+    settings = config.load(environ)
+    for secret in settings.secrets():
+        log.add_secret(secret)
+    euid = os.geteuid() if euid is None else euid
+    now = datetime.now(UTC) if now is None else now
+
+    # Pure checks first, so that a wrong variable changes nothing on disk.
+    account = resolve_account(settings.run.user, euid=euid)
+    proxy_config = proxy.resolve(
+        settings.proxy, allowlist=[*settings.reach.allowlist, *settings.reach.optional]
+    )
+    for secret in _proxy_secrets(proxy_config):
+        log.add_secret(secret)
+
+    runtime_dir = files.choose_runtime_dir(settings.runtime_dir)
+    if runtime_dir != settings.runtime_dir:
+        log.warning(
+            f"{settings.runtime_dir} is not writable, using {runtime_dir}: mount a tmpfs "
+            f"or emptyDir at {settings.runtime_dir} (CORPNET_RUNTIME_DIR)"
+        )
+
+    trust_result = trust.apply(settings, runtime_dir=runtime_dir, euid=euid)
+    for w in trust_result.warnings:
+        log.warning(w)
+
+    owner = (account.uid, account.gid) if account else None
+    identity_result = identity.apply(
+        settings,
+        runtime_dir=runtime_dir,
+        roots_pem=trust_result.bundle.read_bytes(),
+        now=now,
+        owner=owner,
+    )
+    if identity_result is not None:
+        for w in identity_result.warnings:
+            log.warning(w)
+        if identity_result.passphrase:
+            log.add_secret(identity_result.passphrase)
+
+    for note in proxy_config.notes:
+        log.info(note)
+    for w in proxy_config.warnings:
+        log.warning(w)
+
+    stage_exports = [trust_result.exports, proxy_config.exports]
+    if identity_result is not None:
+        stage_exports.insert(1, identity_result.exports)
+    merged = environment.merge(environ, stage_exports)
+    names = {"CORPNET_RUNTIME_DIR"}
+    secret_names: set[str] = set()
+    for e in stage_exports:
+        names.update(e.env)
+        secret_names.update(e.secret_names)
+        if e.java_options:
+            names.add("JAVA_TOOL_OPTIONS")
+    merged["CORPNET_RUNTIME_DIR"] = str(runtime_dir)
+    computed = {name: merged[name] for name in sorted(names)}
+    environment.persist(runtime_dir, computed, owner=owner)
+
+    return Prepared(
+        settings=settings,
+        runtime_dir=runtime_dir,
+        env=computed,
+        secret_names=frozenset(secret_names),
+        trust=trust_result,
+        identity=identity_result,
+        proxy=proxy_config,
+        account=account,
+    )
+
+
+def _proxy_secrets(proxy_config: ProxyConfig) -> list[str]:
+    urls = [proxy_config.https, proxy_config.http, proxy_config.all]
+    return [u.password for u in urls if u is not None and u.password]
+
+
+def start(environ: Mapping[str, str], *, now: datetime | None = None) -> dict[str, str]:
+    """``corpnet init``: prepare, run hooks, wait; return the agent's full environment."""
+    return _start(environ, now=now)[1]
+
+
+def _start(environ: Mapping[str, str], *, now: datetime | None) -> tuple[Prepared, dict[str, str]]:
+    from corpnet import reach
+
+    prepared = prepare(environ, now=now)
+    agent_env = run_hooks(prepared.settings.run.hooks_dir, {**environ, **prepared.env})
+    reach.wait_stage(prepared, agent_env)
+    return prepared, agent_env
+
+
+def exec_agent(
+    command: Sequence[str], environ: Mapping[str, str], *, now: datetime | None = None
+) -> None:
+    """``corpnet run``: :func:`start`, drop privileges, then replace this process."""
+    if not command:
+        raise UsageError(
+            "no command to run",
+            hint="give one after `corpnet run --`, or set CMD in the Dockerfile",
+        )
+    prepared, agent_env = _start(environ, now=now)
+    if prepared.account is not None:
+        _hand_over(prepared.runtime_dir, prepared.account)
+        agent_env = drop_privileges(prepared.account, agent_env)
+    # CPython ignores SIGPIPE and SIGXFSZ, and an ignored signal stays ignored
+    # across exec: the agent and its shell pipelines would inherit that.
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
+    try:
+        os.execvpe(command[0], list(command), agent_env)  # noqa: S606 - exec is the point
+    except FileNotFoundError as e:
+        raise CommandNotFoundError(command[0]) from e
+    except PermissionError as e:
+        raise CommandNotFoundError(command[0], executable=False) from e
+
+
+def _hand_over(runtime_dir: Path, account: Account) -> None:
+    """Give the runtime files to the agent's user: it may rewrite them on a restart."""
+    for path in [runtime_dir, *runtime_dir.rglob("*")]:
+        os.chown(path, account.uid, account.gid, follow_symlinks=False)
+
+
+class CommandNotFoundError(CorpnetError):
+    """The agent command does not exist or cannot be executed (shell codes 127/126)."""
+
+    def __init__(self, command: str, *, executable: bool = True) -> None:
+        if executable:
+            super().__init__(
+                f"command not found: {command}",
+                hint="check the image's CMD or the command after `corpnet run --`",
+            )
+            self.exit_code = ExitCode.NOT_FOUND
+        else:
+            super().__init__(
+                f"command not executable: {command}", hint="chmod +x it or fix the path"
+            )
+            self.exit_code = ExitCode.NOT_EXECUTABLE
+        self.command = command

@@ -1,0 +1,184 @@
+"""``corpnet run`` for real: a subprocess that execs the agent.
+
+No network: CORPNET_WAIT=off, no proxy probing. What is asserted is the
+entrypoint's own contract: exec (same PID), exit code, signals, environment,
+persisted env.sh, hooks, privilege drop, errors before any change.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import host_environ
+
+CORPNET = [sys.executable, "-m", "corpnet"]
+
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = host_environ()
+    env.update(
+        CORPNET_CONFIG_DIR=str(tmp_path / "etc"),
+        CORPNET_RUNTIME_DIR=str(tmp_path / "run"),
+        CORPNET_SYSTEM_STORE="off",
+        CORPNET_WAIT="off",
+    )
+    env.update(extra)
+    return env
+
+
+def _run(tmp_path: Path, *cmd: str, **extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CORPNET, "run", "--", *cmd],
+        env=_env(tmp_path, **extra),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_agent_replaces_corpnet_same_pid_and_exit_code(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [*CORPNET, "run", "--", "sh", "-c", "echo $$; exit 7"],
+        env=_env(tmp_path),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 7
+    assert out.strip() == str(proc.pid)
+
+
+def test_sigpipe_and_sigxfsz_are_not_ignored_in_the_agent(tmp_path: Path) -> None:
+    done = _run(tmp_path, "cat", "/proc/self/status")
+    assert done.returncode == 0, done.stderr
+    ignored = int(
+        next(x for x in done.stdout.splitlines() if x.startswith("SigIgn:")).split()[1], 16
+    )
+    for signum in (13, 25):  # SIGPIPE, SIGXFSZ
+        assert not ignored & (1 << (signum - 1)), f"signal {signum} is ignored in the agent"
+
+
+def test_agent_sees_the_computed_environment_and_env_sh_holds_it(tmp_path: Path) -> None:
+    done = _run(
+        tmp_path,
+        "sh",
+        "-c",
+        'echo "$SSL_CERT_FILE|$https_proxy|$NODE_USE_ENV_PROXY"',
+        HTTPS_PROXY="http://proxy.corp.test:3128",
+    )
+    assert done.returncode == 0, done.stderr
+    run_dir = tmp_path / "run"
+    assert done.stdout.strip() == f"{run_dir}/ca-bundle.pem|http://proxy.corp.test:3128|1"
+    env_sh = (run_dir / "env.sh").read_text()
+    assert "export HTTPS_PROXY='http://proxy.corp.test:3128'" in env_sh
+    assert (run_dir / "env.sh").stat().st_mode & 0o007 == 0
+    # A shell that joins later (docker exec) gets the same values from env.sh.
+    joined = subprocess.run(
+        ["sh", "-c", f". {run_dir}/env.sh; echo $SSL_CERT_FILE"],
+        env={"PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert joined.stdout.strip() == f"{run_dir}/ca-bundle.pem"
+
+
+def test_envsh_hook_exports_reach_the_agent_and_sh_hooks_run_first(tmp_path: Path) -> None:
+    hooks = tmp_path / "etc" / "entrypoint.d"
+    hooks.mkdir(parents=True)
+    (hooks / "10-team.envsh").write_text("export TEAM_TOKEN_URL=https://vault.corp.test/\n")
+    (hooks / "20-log.sh").write_text(f"#!/bin/sh\necho hook-ran > {tmp_path}/hook\n")
+    (hooks / "20-log.sh").chmod(0o755)
+    done = _run(tmp_path, "sh", "-c", "echo $TEAM_TOKEN_URL")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "https://vault.corp.test/"
+    assert (tmp_path / "hook").read_text() == "hook-ran\n"
+
+
+def test_failing_hook_stops_the_start_with_its_name_and_code(tmp_path: Path) -> None:
+    hooks = tmp_path / "etc" / "entrypoint.d"
+    hooks.mkdir(parents=True)
+    (hooks / "50-check.sh").write_text("#!/bin/sh\nexit 9\n")
+    (hooks / "50-check.sh").chmod(0o755)
+    done = _run(tmp_path, "sh", "-c", "echo agent-started")
+    assert done.returncode == 9
+    assert "agent-started" not in done.stdout
+    assert f"corpnet: error: hook {hooks}/50-check.sh failed with exit code 9" in done.stderr
+
+
+def test_configuration_errors_are_all_reported_before_anything_is_written(tmp_path: Path) -> None:
+    done = _run(
+        tmp_path,
+        "true",
+        CORPNET_WAIT="sometimes",
+        HTTPS_PROXY="socks5://proxy.corp.test:1080",
+        CORPNET_WAIT_TIMEOUT="-1",
+    )
+    assert done.returncode == 78
+    errors = [x for x in done.stderr.splitlines() if x.startswith("corpnet: error:")]
+    assert len(errors) >= 2, done.stderr
+    assert any("CORPNET_WAIT='sometimes'" in x for x in errors)
+    assert any("CORPNET_WAIT_TIMEOUT" in x for x in errors)
+    assert not (tmp_path / "run").exists()
+    assert "Traceback" not in done.stderr
+
+
+def test_command_not_found_is_127_with_a_message(tmp_path: Path) -> None:
+    done = _run(tmp_path, "no-such-agent-binary")
+    assert done.returncode == 127
+    assert "corpnet: error: command not found: no-such-agent-binary" in done.stderr
+
+
+def test_no_command_is_a_usage_error(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [*CORPNET, "run"], env=_env(tmp_path), capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 64
+    assert "corpnet: error: no command to run" in done.stderr
+
+
+def test_root_start_drops_to_corpnet_user_and_hands_over_runtime_files(tmp_path: Path) -> None:
+    assert os.geteuid() == 0, "this test starts corpnet as root: run the suite as root"
+    nobody = pwd.getpwnam("nobody")
+    tmp_path.chmod(0o755)
+    done = _run(tmp_path, "sh", "-c", 'id -u; echo "$HOME"', CORPNET_USER="nobody")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [str(nobody.pw_uid), nobody.pw_dir]
+    run_dir = tmp_path / "run"
+    for path in [run_dir, *run_dir.rglob("*")]:
+        assert path.lstat().st_uid == nobody.pw_uid, path
+
+
+def test_quiet_keeps_only_warnings_and_json_log_is_one_object_per_line(tmp_path: Path) -> None:
+    quiet = _run(tmp_path, "true", CORPNET_QUIET="1", HTTPS_PROXY="proxy.corp.test:3128")
+    assert quiet.returncode == 0
+    assert all(": warning:" in x or ": error:" in x for x in quiet.stderr.splitlines())
+    logged = _run(tmp_path, "true", CORPNET_LOG="json", HTTPS_PROXY="proxy.corp.test:3128")
+    lines = [json.loads(x) for x in logged.stderr.splitlines()]
+    assert lines, "expected log lines"
+    assert all({"ts", "level", "msg"} <= set(x) for x in lines)
+
+
+@pytest.mark.parametrize("secret", ["p@ss:w/rd#1?", "only spaces here"])
+def test_proxy_password_never_reaches_the_log(tmp_path: Path, secret: str) -> None:
+    done = _run(
+        tmp_path,
+        "true",
+        HTTPS_PROXY="http://proxy.corp.test:3128",
+        CORPNET_PROXY_USER="bob",
+        CORPNET_PROXY_PASSWORD=secret,
+        CORPNET_LOG="json",
+    )
+    assert done.returncode == 0, done.stderr
+    assert secret not in done.stderr
+    from urllib.parse import quote
+
+    assert quote(secret, safe="") not in done.stderr
