@@ -21,7 +21,7 @@ HERE = Path(__file__).resolve().parent
 # Debian 12's Node 20 ignores the variable: its fetch and https.get go direct.
 NODE_MIN = (22, 21)
 NODE_MAJOR = 24
-_NODE_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "corpnet-tests"
+REPO = HERE.parents[1]
 
 
 def _node_version(node: str) -> tuple[int, int] | None:
@@ -34,17 +34,19 @@ def _node_version(node: str) -> tuple[int, int] | None:
 
 
 def node_with_env_proxy() -> str:
-    """A Node that honours NODE_USE_ENV_PROXY: on PATH, cached, or installed with npm.
+    """A Node that honours NODE_USE_ENV_PROXY: on PATH, in .venv, or installed with npm.
 
     The npm registry's ``node-linux-<arch>`` package carries the official
-    binary; it is installed once into ~/.cache/corpnet-tests with the host's own
-    npm configuration (registry, CA), so no registry name appears here.
+    binary; it is installed once into .venv/node-24 (beside scripts/lib.sh's npm
+    tools in .venv/node) with the host's own npm configuration (registry, CA),
+    so no registry name appears here.
     """
     arch = {"x86_64": "x64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
     package = f"node-linux-{arch}"
-    prefix = _NODE_CACHE / f"node-{NODE_MAJOR}"
+    prefix = REPO / ".venv" / f"node-{NODE_MAJOR}"
     cached = prefix / "node_modules" / package / "bin" / "node"
-    for candidate in (shutil.which("node"), str(cached)):
+    provisioned = REPO / ".venv" / "node" / "node_modules" / package / "bin" / "node"
+    for candidate in (shutil.which("node"), str(provisioned), str(cached)):
         version = _node_version(candidate) if candidate else None
         if version is not None and version >= NODE_MIN:
             return str(candidate)

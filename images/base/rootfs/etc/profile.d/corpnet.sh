@@ -16,13 +16,13 @@
 # run from a shell that changed a variable (NO_PROXY=... ./script) keeps the
 # change instead of getting env.sh again through BASH_ENV.
 if [ -z "${CORPNET_ENV_SOURCED:-}" ]; then
-    for __corpnet_env in \
-        "${CORPNET_RUNTIME_DIR:-/run/corpnet}/env.sh" \
-        "${TMPDIR:-/tmp}/corpnet-$(id -u)/env.sh"; do
-        if [ -f "$__corpnet_env" ] && [ -r "$__corpnet_env" ]; then
-            . "$__corpnet_env" && export CORPNET_ENV_SOURCED="$__corpnet_env"
-            break
-        fi
-    done
+    __corpnet_env="${CORPNET_RUNTIME_DIR:-/run/corpnet}/env.sh"
+    # The fallback only when needed: BASH_ENV runs this for every `bash -c`.
+    if [ ! -r "$__corpnet_env" ]; then
+        __corpnet_env="${TMPDIR:-/tmp}/corpnet-$(id -u)/env.sh"
+    fi
+    if [ -f "$__corpnet_env" ] && [ -r "$__corpnet_env" ]; then
+        . "$__corpnet_env" && export CORPNET_ENV_SOURCED="$__corpnet_env"
+    fi
     unset __corpnet_env
 fi
