@@ -16,7 +16,7 @@ import trustme
 from _reach_servers import Origin, ScriptedProxy, Server, full_backlog, silent
 
 from corpnet import reach
-from corpnet.errors import ExitCode
+from corpnet.errors import DataError, ExitCode
 from corpnet.proxy import ProxyURL
 from corpnet.reach import ClientIdentity, RetryPolicy, Target
 
@@ -223,7 +223,7 @@ def test_mtls_certificate_rejected(ca, leaf, client_ca, serve, tmp_path) -> None
 def test_unusable_identity_is_a_data_error(ca: trustme.CA, tmp_path: Path) -> None:
     ident = identity_from(trustme.CA(), tmp_path)
     other = identity_from(trustme.CA(), tmp_path, "bob@corp.test")
-    with pytest.raises(reach.CorpnetError) as e:  # type: ignore[attr-defined]
+    with pytest.raises(DataError) as e:
         run(ca, [Target("localhost", 1)], identity=ClientIdentity(ident.cert, other.key))
     assert e.value.exit_code == ExitCode.DATA
     assert "cannot load the client certificate" in str(e.value)
