@@ -137,8 +137,9 @@ def parse_proxy_url(value: str, variable: str) -> tuple[ProxyURL, list[str]]:
     shown = redact(value)
     if any(c.isspace() or not c.isprintable() for c in value):
         # Node throws ERR_PROXY_INVALID_CONFIG quoting the whole URL (password included).
+        # Not shown: redact() cannot find where a password with a blank ends.
         raise ProxyConfigError(
-            f"{variable} contains a blank or control character ({shown!r})",
+            f"{variable} contains a blank or control character",
             hint="remove it; percent-encode a blank in the password as %20 "
             "or use CORPNET_PROXY_USER and CORPNET_PROXY_PASSWORD",
             variable=variable,

@@ -98,6 +98,14 @@ def test_ipv6_proxy_host() -> None:
     assert "-Dhttps.proxyHost=fd00::1" in c.exports.java_options
 
 
+def test_a_raw_blank_in_the_url_is_refused_without_showing_the_password() -> None:
+    text = _error(https_proxy="http://u:hunter two@proxy:3128")
+    assert "HTTPS_PROXY contains a blank or control character" in text
+    assert "%20" in text
+    assert "hunter" not in text
+    assert "two" not in text
+
+
 def test_a_newline_in_the_url_is_refused_without_showing_the_password() -> None:
     # Node throws ERR_PROXY_INVALID_CONFIG quoting the whole URL, password included.
     text = _error(https_proxy="http://u:hunter2@proxy:3128\nx")
