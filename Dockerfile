@@ -23,7 +23,8 @@ COPY images/base/dpkg-slim.cfg /etc/dpkg/dpkg.cfg.d/corpnet-slim
 RUN apt-get update \
     && apt-get install -y --no-install-recommends python3 ca-certificates tini curl git \
     && apt-get clean \
-    && rm -rf /var/lib/apt/lists/* /var/log/apt/* /var/log/dpkg.log \
+    && rm -rf /var/lib/apt/lists/* /var/log/apt/* /var/log/dpkg.log /var/cache/debconf/*-old \
+        /var/lib/dpkg/*-old \
     && for unused in asyncio curses dbm distutils lib2to3 multiprocessing pydoc_data sqlite3 \
             test unittest wsgiref xml xmlrpc; do \
         find /usr/lib/python3.*/"$unused" -name __pycache__ -prune -exec rm -rf {} +; \

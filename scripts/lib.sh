@@ -61,7 +61,14 @@ provision_docker() {
 }
 
 provision_base_image() {
-    :  # filled in by the image issue: bootstrap debian:bookworm-slim when missing
+    # Every Dockerfile here starts FROM debian:bookworm-slim, and no registry may
+    # be reachable: create it from this machine's Debian mirror (read from the apt
+    # sources by corpnet) with debootstrap, the documented --bootstrap-base feature.
+    docker image inspect debian:bookworm-slim >/dev/null 2>&1 && return 0
+    step "debian:bookworm-slim is missing: corpnet build --bootstrap-base (debootstrap)"
+    .venv/bin/corpnet build --bootstrap-base --base-tag debian:bookworm-slim \
+        || die "could not create debian:bookworm-slim (the reason is above); pass a mirror with
+       .venv/bin/corpnet build --bootstrap-base --mirror http://<Debian mirror>/debian"
 }
 
 # npm tools the tests drive, pinned, installed into .venv/node beside the Python

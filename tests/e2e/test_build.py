@@ -1,0 +1,145 @@
+"""`corpnet build` hands the host's CAs and proxy to RUN steps, and nothing of them stays.
+
+The build goes through a real authenticating Squid on Docker's default bridge
+(which has a route out, as a build host's proxy does) with an extra test CA;
+its RUN step fetches the package index over HTTPS. Then the image is searched:
+history, configuration and every file.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trustme
+from _e2e_env import Tracker, find_in_export, host_env, logs, wait_for_log
+
+from corpnet import build as corpnet_build
+from corpnet._build_strip import TRUST_DIR, needles_for
+
+pytestmark = pytest.mark.e2e
+
+
+def package_index_url() -> str:
+    """pip's index as this host configures it, else pip's own default (never written here)."""
+    got = subprocess.run(
+        [sys.executable, "-m", "pip", "config", "get", "global.index-url"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if got.returncode == 0 and got.stdout.strip().startswith("http"):
+        return got.stdout.strip()
+    from pip._internal.models.index import PyPI
+
+    return str(PyPI.simple_url)
+
+
+@pytest.fixture(scope="module")
+def build_proxy(docker_client: Any, tracker: Tracker, images: dict[str, str]) -> Any:
+    password = "b/" + secrets.token_urlsafe(10)
+    proxy = docker_client.containers.run(
+        images["squid"],
+        detach=True,
+        environment={"SQUID_USER": "builder", "SQUID_PASSWORD": password},
+        labels=tracker.labels,
+    )
+    wait_for_log(proxy, "Accepting HTTP Socket connections")
+    proxy.reload()
+    ip = proxy.attrs["NetworkSettings"]["IPAddress"]
+    proxy.url = f"http://builder:{password.replace('/', '%2F')}@{ip}:3128"  # type: ignore[attr-defined]
+    proxy.password = password  # type: ignore[attr-defined]
+    return proxy
+
+
+def test_build_uses_host_ca_and_proxy_and_keeps_neither(
+    docker_client: Any, tracker: Tracker, base_image: str, build_proxy: Any, tmp_path: Path
+) -> None:
+    extra_ca = trustme.CA(organization_name="E2E Build-only CA")
+    ca_file = tmp_path / "build-ca.pem"
+    extra_ca.cert_pem.write_to_path(str(ca_file))
+    context = tmp_path / "ctx"
+    context.mkdir()
+    (context / "Dockerfile").write_text(
+        "ARG CORPNET_BASE=corpnet-base\n"
+        "FROM ${CORPNET_BASE}\n"
+        "ARG INDEX_URL\n"
+        'RUN curl -sS --fail -o /dev/null "$INDEX_URL" && echo fetched > /home/agent/fetched\n'
+    )
+    inputs = corpnet_build.host_inputs(
+        {**host_env(), "HTTPS_PROXY": build_proxy.url, "HTTP_PROXY": build_proxy.url},
+        ca_files=[ca_file],
+    )
+    tag = f"corpnet-e2e/build-leak:{tracker.session}"
+    image_id = corpnet_build.build(
+        docker_client,
+        context,
+        tag=tag,
+        inputs=inputs,
+        buildargs={"CORPNET_BASE": base_image, "INDEX_URL": package_index_url()},
+        nocache=True,
+        quiet=True,
+    )
+    try:
+        # The RUN step went through the proxy, authenticated.
+        access = logs(build_proxy)[0]
+        assert "CONNECT" in access and "builder" in access, access
+
+        image = docker_client.images.get(image_id)
+        base = docker_client.images.get(base_image)
+        # Exactly one layer on top of the base: the RUN step's, no trust layer.
+        assert image.attrs["RootFS"]["Layers"][:-1] == base.attrs["RootFS"]["Layers"]
+        assert image.attrs["Config"]["Env"] == base.attrs["Config"]["Env"]
+        history = json.dumps(docker_client.api.history(image_id))
+        config = json.dumps(image.attrs)
+        for text in (history, config):
+            assert str(TRUST_DIR) not in text
+            assert build_proxy.password not in text and "builder" not in text
+            assert "PROXY" not in text.upper().replace("NO_PROXY", "")
+            assert extra_ca.cert_pem.bytes().decode().splitlines()[1] not in text
+
+        container = docker_client.containers.create(image_id, labels=tracker.labels)
+        try:
+            needles = [
+                *needles_for(corpnet_build.pem_certificates(extra_ca.cert_pem.bytes())),
+                build_proxy.password.encode(),
+            ]
+            assert find_in_export(container, needles) == []
+            stream, _ = container.get_archive("/home/agent/fetched")
+            assert b"fetched" in b"".join(stream)
+        finally:
+            container.remove(force=True)
+    finally:
+        docker_client.images.remove(tag, force=True)
+
+
+def test_a_ca_copied_into_the_image_fails_the_build(
+    docker_client: Any, tracker: Tracker, base_image: str, tmp_path: Path
+) -> None:
+    extra_ca = trustme.CA(organization_name="E2E Leaky CA")
+    ca_file = tmp_path / "leaky.pem"
+    extra_ca.cert_pem.write_to_path(str(ca_file))
+    context = tmp_path / "ctx"
+    context.mkdir()
+    (context / "Dockerfile").write_text(
+        "ARG CORPNET_BASE=corpnet-base\nFROM ${CORPNET_BASE}\n"
+        'RUN cp "$SSL_CERT_FILE" /home/agent/copied.pem\n'
+    )
+    inputs = corpnet_build.host_inputs(host_env(), ca_files=[ca_file])
+    with pytest.raises(corpnet_build.DataError, match=r"/home/agent/copied\.pem"):
+        corpnet_build.build(
+            docker_client,
+            context,
+            tag=f"corpnet-e2e/build-leaky:{tracker.session}",
+            inputs=inputs,
+            buildargs={"CORPNET_BASE": base_image},
+            quiet=True,
+        )
+    assert not corpnet_build.image_exists(
+        docker_client, f"corpnet-e2e/build-leaky:{tracker.session}"
+    )

@@ -1,0 +1,75 @@
+"""corpnet-base itself: configuration, trust-store layout, lint, nothing baked in."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _e2e_env import REPO, Tracker, find_in_export
+
+from corpnet import build as corpnet_build
+from corpnet._build_strip import needles_for
+
+pytestmark = pytest.mark.e2e
+
+ENTRYPOINT = ["/usr/bin/tini", "-g", "--", "/opt/corpnet/venv/bin/corpnet", "run"]
+
+
+def test_image_configuration(docker_client: Any, base_image: str) -> None:
+    config = docker_client.images.get(base_image).attrs["Config"]
+    assert config["User"] == "1000"  # numeric: Kubernetes runAsNonRoot can verify it
+    assert config["Entrypoint"] == ENTRYPOINT
+    assert config["Cmd"] == ["bash"]
+    assert sorted(config["Env"]) == sorted(
+        ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+         "BASH_ENV=/etc/corpnet/bashrc.sh"]
+    )  # fmt: skip
+    labels = config["Labels"]
+    for key in ("title", "description", "version", "licenses", "base.name"):
+        assert labels.get(f"org.opencontainers.image.{key}"), key
+
+
+def test_layout_before_the_first_start(docker_client: Any, base_image: str) -> None:
+    """With the entrypoint overridden, the image still trusts the system CAs."""
+    script = (
+        "readlink /etc/ssl/certs/ca-certificates.crt; "
+        "cmp /run/corpnet/ca-bundle.pem /var/lib/corpnet/system-ca-bundle.pem && echo same; "
+        "stat -c '%u %a' /run/corpnet; getent passwd agent | cut -d: -f3,6; "
+        "for t in python3 curl git tini corpnet; do "
+        "command -v $t >/dev/null || echo missing $t; done"
+    )
+    out = docker_client.containers.run(
+        base_image, ["-c", script], entrypoint="sh", remove=True
+    ).decode()
+    lines = out.splitlines()
+    assert lines[0] == "/run/corpnet/ca-bundle.pem"
+    assert lines[1] == "same"
+    assert lines[2] == "1000 775"
+    assert lines[3] == "1000:/home/agent"
+    assert "missing" not in out
+
+
+def test_hadolint_clean() -> None:
+    hadolint = Path(sys.executable).parent / "hadolint"
+    dockerfiles = [REPO / "Dockerfile", *sorted((REPO / "tests/e2e/images").glob("*/Dockerfile"))]
+    result = subprocess.run(
+        [str(hadolint), *map(str, dockerfiles)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_no_build_ca_or_key_material_in_the_image(
+    docker_client: Any, tracker: Tracker, base_image: str
+) -> None:
+    """The host's own CAs, handed to the build, are nowhere in corpnet-base."""
+    extras = corpnet_build.host_inputs({}).extra_ders
+    assert extras, "this host has no extra CA in /usr/local/share/ca-certificates to look for"
+    container = docker_client.containers.create(base_image, labels=tracker.labels)
+    try:
+        needles = [*needles_for(extras), b"PRIVATE KEY-----\n"]
+        assert find_in_export(container, needles) == []
+    finally:
+        container.remove(force=True)
