@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 from corpnet._reach_diagnose import Diagnosis, Stage
+from corpnet.config import HostPort
 from corpnet.errors import ExitCode
 
 # ready: the probe passed. failed: an error waiting cannot fix. timeout: still
@@ -26,8 +27,7 @@ class Target:
     mtls: bool = False  # send the client certificate to this host
 
     def __str__(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
+        return str(HostPort(self.host, self.port))
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
+import pytest
 import trustme
+
+from corpnet.reach import RetryPolicy
 
 Handler = Callable[[socket.socket], None]
 
@@ -242,3 +246,33 @@ def full_backlog() -> tuple[socket.socket, list[socket.socket]]:
         fillers.append(c)
     time.sleep(0.05)
     return sock, fillers
+
+
+# --- pytest fixtures shared by the reachability tests ---------------------------------------
+# Imported by the test modules under their *_fixture names; tests ask for `leaf` and `serve`.
+
+# Short backoff: retry cases take a fraction of a second; the deadline logic is the same.
+FAST = RetryPolicy(initial=0.01, maximum=0.05, attempt_timeout=1.0, watch_interval=0.05)
+# One origin certificate for every way the tests name the loopback servers.
+NAMES = ("localhost", "127.0.0.1", "127.0.0.2", "api.corp.test")
+
+
+@pytest.fixture(scope="module", name="leaf")
+def leaf_fixture(ca: trustme.CA) -> trustme.LeafCert:
+    """An origin certificate from the session's corporate CA, for every name in NAMES."""
+    return ca.issue_cert(*NAMES)
+
+
+@pytest.fixture(name="serve")
+def serve_fixture() -> Iterator[Callable[..., Server]]:
+    """``serve(handler, **kwargs)`` starts a :class:`Server`, closed after the test."""
+    started: list[Server] = []
+
+    def start(handler: Handler, **kwargs: Any) -> Server:
+        server = Server(handler, **kwargs)
+        started.append(server)
+        return server
+
+    yield start
+    for s in started:
+        s.close()

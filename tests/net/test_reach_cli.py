@@ -17,31 +17,15 @@ from pathlib import Path
 
 import pytest
 import trustme
-from _reach_servers import Origin, ScriptedProxy, Server, silent
+from _reach_servers import FAST, Origin, ScriptedProxy, leaf_fixture, serve_fixture, silent  # noqa: F401 - pytest fixtures
 
 from conftest import CorpnetCli, host_environ
 from corpnet import reach
-
-FAST = reach.RetryPolicy(initial=0.01, maximum=0.05, attempt_timeout=1.0, watch_interval=0.05)
-NAMES = ("localhost", "127.0.0.1", "127.0.0.2", "api.corp.test")
 
 
 @pytest.fixture(autouse=True)
 def fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(reach, "DEFAULT_POLICY", FAST)
-
-
-@pytest.fixture(scope="module")
-def leaf(ca: trustme.CA) -> trustme.LeafCert:
-    return ca.issue_cert(*NAMES)
-
-
-@pytest.fixture
-def servers() -> Iterator[list[Server]]:
-    started: list[Server] = []
-    yield started
-    for s in started:
-        s.close()
 
 
 @pytest.fixture
@@ -55,12 +39,6 @@ def base_env(ca: trustme.CA, tmp_path: Path) -> dict[str, str]:
         "CORPNET_CONFIG_DIR": str(tmp_path / "etc"),
         "CORPNET_WAIT_TIMEOUT": "3",
     }
-
-
-def start(servers: list[Server], handler, **kwargs) -> Server:  # type: ignore[no-untyped-def]
-    server = Server(handler, **kwargs)
-    servers.append(server)
-    return server
 
 
 @pytest.fixture(scope="module")
@@ -95,9 +73,9 @@ def proxypy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
 
 
 def test_wait_through_real_proxy(  # type: ignore[no-untyped-def]
-    corpnet: CorpnetCli, base_env, leaf, servers, proxypy
+    corpnet: CorpnetCli, base_env, leaf, serve, proxypy
 ) -> None:
-    origin = start(servers, Origin(leaf).handler, host="127.0.0.2")
+    origin = serve(Origin(leaf).handler, host="127.0.0.2")
     env = {
         **base_env,
         "CORPNET_ALLOWLIST": f"127.0.0.2:{origin.port}",
@@ -126,9 +104,9 @@ def test_wait_real_proxy_wrong_password(  # type: ignore[no-untyped-def]
     assert "wrong-pw" not in result.err
 
 
-def test_wait_json_report(corpnet: CorpnetCli, base_env, leaf, servers) -> None:  # type: ignore[no-untyped-def]
-    origin = start(servers, Origin(leaf).handler)
-    proxy = start(servers, ScriptedProxy(hosts={"api.corp.test": "127.0.0.1"}).handler)
+def test_wait_json_report(corpnet: CorpnetCli, base_env, leaf, serve) -> None:  # type: ignore[no-untyped-def]
+    origin = serve(Origin(leaf).handler)
+    proxy = serve(ScriptedProxy(hosts={"api.corp.test": "127.0.0.1"}).handler)
     env = {
         **base_env,
         "CORPNET_ALLOWLIST": f"api.corp.test:{origin.port}",
@@ -146,8 +124,8 @@ def test_wait_json_report(corpnet: CorpnetCli, base_env, leaf, servers) -> None:
     assert hosts["telemetry.nothing.invalid"]["required"] is False
 
 
-def test_wait_deadline(corpnet: CorpnetCli, base_env, servers) -> None:  # type: ignore[no-untyped-def]
-    proxy = start(servers, ScriptedProxy(status=502).handler)
+def test_wait_deadline(corpnet: CorpnetCli, base_env, serve) -> None:  # type: ignore[no-untyped-def]
+    proxy = serve(ScriptedProxy(status=502).handler)
     env = {
         **base_env,
         "CORPNET_ALLOWLIST": "api.corp.test",
@@ -176,10 +154,10 @@ def test_wait_off(corpnet: CorpnetCli, base_env) -> None:  # type: ignore[no-unt
 
 
 def test_wait_client_certificate_from_settings(  # type: ignore[no-untyped-def]
-    corpnet: CorpnetCli, base_env, leaf, servers, tmp_path
+    corpnet: CorpnetCli, base_env, leaf, serve, tmp_path
 ) -> None:
     client_ca = trustme.CA(organization_name="Corp Client CA")
-    origin = start(servers, Origin(leaf, client_ca=client_ca).handler)
+    origin = serve(Origin(leaf, client_ca=client_ca).handler)
     person = client_ca.issue_cert("alice@corp.test")
     cert, key = tmp_path / "alice.crt", tmp_path / "alice.key"
     person.cert_chain_pems[0].write_to_path(str(cert))
@@ -196,8 +174,8 @@ def test_wait_client_certificate_from_settings(  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
-def test_signal_during_wait(base_env, servers, sig: signal.Signals, code: int) -> None:  # type: ignore[no-untyped-def]
-    peer = start(servers, silent)
+def test_signal_during_wait(base_env, serve, sig: signal.Signals, code: int) -> None:  # type: ignore[no-untyped-def]
+    peer = serve(silent)
     env = {
         **host_environ(),
         **base_env,
@@ -245,10 +223,10 @@ def doctor_env(ca: trustme.CA, tmp_path: Path) -> dict[str, str]:
 
 
 def test_doctor_all_good_writes_nothing(  # type: ignore[no-untyped-def]
-    corpnet: CorpnetCli, doctor_env, leaf, servers, tmp_path
+    corpnet: CorpnetCli, doctor_env, leaf, serve, tmp_path
 ) -> None:
-    origin = start(servers, Origin(leaf).handler)
-    proxy = start(servers, ScriptedProxy(hosts={"api.corp.test": "127.0.0.1"}).handler)
+    origin = serve(Origin(leaf).handler)
+    proxy = serve(ScriptedProxy(hosts={"api.corp.test": "127.0.0.1"}).handler)
     env = {
         **doctor_env,
         "CORPNET_ALLOWLIST": f"api.corp.test:{origin.port}",
@@ -264,9 +242,9 @@ def test_doctor_all_good_writes_nothing(  # type: ignore[no-untyped-def]
 
 
 def test_doctor_reports_every_problem(  # type: ignore[no-untyped-def]
-    corpnet: CorpnetCli, doctor_env, servers
+    corpnet: CorpnetCli, doctor_env, serve
 ) -> None:
-    plain = start(servers, ScriptedProxy(status=407, challenge=("Negotiate",)).handler)
+    plain = serve(ScriptedProxy(status=407, challenge=("Negotiate",)).handler)
     env = {
         **doctor_env,
         "CORPNET_ALLOWLIST": "api.corp.test",

@@ -8,43 +8,24 @@ of a second; the deadline logic is the same.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import trustme
-from _reach_servers import Origin, ScriptedProxy, Server, full_backlog, silent
+from _reach_servers import (  # noqa: F401 - pytest fixtures
+    FAST,
+    Origin,
+    ScriptedProxy,
+    full_backlog,
+    leaf_fixture,
+    serve_fixture,
+    silent,
+)
 
 from corpnet import reach
 from corpnet.errors import DataError, ExitCode
 from corpnet.proxy import ProxyURL
 from corpnet.reach import ClientIdentity, RetryPolicy, Target
-
-FAST = RetryPolicy(initial=0.01, maximum=0.05, attempt_timeout=1.0, watch_interval=0.05)
-NAMES = ("localhost", "127.0.0.1", "127.0.0.2", "api.corp.test")
-
-
-@pytest.fixture(scope="module")
-def leaf(ca: trustme.CA) -> trustme.LeafCert:
-    return ca.issue_cert(*NAMES)
-
-
-@pytest.fixture
-def servers() -> Iterator[list[Server]]:
-    started: list[Server] = []
-    yield started
-    for s in started:
-        s.close()
-
-
-@pytest.fixture
-def serve(servers: list[Server]):  # type: ignore[no-untyped-def]
-    def start(handler, **kwargs):  # type: ignore[no-untyped-def]
-        server = Server(handler, **kwargs)
-        servers.append(server)
-        return server
-
-    return start
 
 
 def direct(host: str, port: int) -> None:
