@@ -300,8 +300,16 @@ def _make_trust_image(client: Any, ref: str, inputs: BuildInputs) -> TrustImage:
     context.seek(0)
     tag = f"corpnet-build-trust:{os.getpid()}-{secrets.token_hex(4)}"
     try:
+        # nocache: a cached trust image would be shared with a concurrent build,
+        # and removing it afterwards would pull it from under that build.
         image, _ = client.images.build(
-            fileobj=context, custom_context=True, tag=tag, rm=True, forcerm=True, pull=False
+            fileobj=context,
+            custom_context=True,
+            tag=tag,
+            rm=True,
+            forcerm=True,
+            pull=False,
+            nocache=True,
         )
     except docker.errors.BuildError as e:
         raise BuildError(f"could not add the build CA layer to {ref}: {e.msg}") from e
