@@ -71,6 +71,7 @@ class Context:
     proxy_user: str | None = None  # the Basic user sent to the proxy, if any
     client_cert: str | None = None  # a description of the client certificate sent, if any
     identity_configured: bool = False
+    listed_in: str = "CORPNET_ALLOWLIST"  # the variable that named the host
 
     @property
     def target(self) -> str:
@@ -104,7 +105,7 @@ def dns(ctx: Context, error: socket.gaierror, *, name: str, of_proxy: bool) -> D
             "name-not-found",
             Stage.DNS,
             f"the name {name} does not exist in DNS (direct route)",
-            "fix the name in CORPNET_ALLOWLIST; if only the proxy can resolve outside names, "
+            f"fix the name in {ctx.listed_in}; if only the proxy can resolve outside names, "
             "set HTTPS_PROXY and keep this host out of NO_PROXY",
             retryable=False,
             exit_code=_CONFIG,
@@ -257,7 +258,7 @@ def proxy_status(  # noqa: PLR0911 - one return per diagnosis reads best
             "proxy-upstream",
             Stage.PROXY_CONNECT,
             f"{answered} ({squid_error}): the proxy cannot resolve {ctx.host}",
-            "check the name in CORPNET_ALLOWLIST and the proxy's DNS; retrying",
+            f"check the name in {ctx.listed_in} and the proxy's DNS; retrying",
             retryable=True,
         )
     if status in _UPSTREAM:
@@ -407,7 +408,7 @@ def tls(  # noqa: PLR0911 - one return per diagnosis reads best
             "not-tls",
             stage,
             f"the server does not speak TLS on port {ctx.port} ({ctx.via})",
-            "check the port in CORPNET_ALLOWLIST",
+            f"check the port in {ctx.listed_in}",
             retryable=False,
             exit_code=_CONFIG,
         )

@@ -137,7 +137,14 @@ async def connect(addresses: list[Address]) -> socket.socket:
 
 
 async def attempt(
-    host: str, port: int, proxy: Proxy | None, *, mtls: bool, plan: Plan, tracker: Tracker
+    host: str,
+    port: int,
+    proxy: Proxy | None,
+    *,
+    mtls: bool,
+    plan: Plan,
+    tracker: Tracker,
+    listed_in: str = "CORPNET_ALLOWLIST",
 ) -> Stage:
     """Probe ``host:port`` once, through ``proxy`` or direct; return the last stage done."""
     ctx = Context(
@@ -147,6 +154,7 @@ async def attempt(
         proxy_user=proxy.username if proxy else None,
         client_cert=plan.client_cert if mtls and plan.mtls else None,
         identity_configured=plan.mtls is not None,
+        listed_in=listed_in,
     )
     reader, writer = await _tunnel(ctx, proxy, plan, tracker)
     try:

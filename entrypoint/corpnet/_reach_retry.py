@@ -231,6 +231,9 @@ class Prober:
                         target.port,
                         proxy,
                         mtls=target.mtls,
+                        listed_in="CORPNET_ALLOWLIST"
+                        if target.required
+                        else "CORPNET_ALLOWLIST_OPTIONAL",
                         plan=self.plan,
                         tracker=tracker,
                     )

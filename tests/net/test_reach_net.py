@@ -387,3 +387,32 @@ def test_many_hosts_concurrently(ca, leaf, serve) -> None:  # type: ignore[no-un
     report = run(ca, [Target("localhost", o.port) for o in origins])
     assert report.ok
     assert time.monotonic() - started < 1.5  # twenty 0.2 s servers, not 4 s one by one
+
+
+def test_optional_failure_names_its_variable(ca: trustme.CA) -> None:
+    optional = Target("telemetry.nothing.invalid", 443, required=False)
+    report = run(ca, [optional], wait_optional=True)  # as corpnet doctor waits for all
+    r = only(report)
+    assert report.exit_code == ExitCode.OK  # optional hosts never fail the wait
+    assert r.status == "failed"
+    assert "fix the name in CORPNET_ALLOWLIST_OPTIONAL" in line(r)
+
+
+def test_wait_stage_takes_what_the_pipeline_prepared(ca, leaf, serve, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from types import SimpleNamespace
+
+    from corpnet.config import HostPort, ReachSettings
+
+    origin = serve(Origin(leaf).handler)
+    bundle = tmp_path / "ca-bundle.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    prepared = SimpleNamespace(
+        settings=SimpleNamespace(
+            reach=ReachSettings(allowlist=(HostPort("localhost", origin.port),))
+        ),
+        proxy=SimpleNamespace(proxy_for=lambda host, port=443, scheme="https": None),
+        trust=SimpleNamespace(bundle=bundle),
+        identity=None,
+    )
+    report = reach.wait_stage(prepared, {})  # type: ignore[arg-type]
+    assert report is not None and report.ok
