@@ -10,6 +10,7 @@ never sees a half-written directory or a mix of old and new CAs.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 from collections.abc import Callable, Sequence
@@ -40,15 +41,20 @@ def write(link: Path, pems: Sequence[bytes], names: Callable[[], list[str]], bun
     old_umask = os.umask(0o022)  # certificates are public: 0644, whatever the caller's umask
     try:
         staging.mkdir(0o755)
-        # os.open/os.write: a thousand files, so pathlib's and io's per-file cost shows.
-        directory = os.fspath(staging) + "/"
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
-        for file_name, pem in zip(names(), pems, strict=True):
-            fd = os.open(directory + file_name, flags, 0o644)
-            try:
-                os.write(fd, pem)
-            finally:
-                os.close(fd)
+        # os.open relative to the directory, then os.write: with a thousand files,
+        # pathlib's and io's per-file costs and the path lookups show.
+        directory = os.open(staging, os.O_RDONLY | os.O_DIRECTORY)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+        try:
+            for file_name, pem in zip(names(), pems, strict=True):
+                fd = os.open(file_name, flags, 0o644, dir_fd=directory)
+                try:
+                    if os.write(fd, pem) != len(pem):  # regular files: only when the disk is full
+                        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), file_name)
+                finally:
+                    os.close(fd)
+        finally:
+            os.close(directory)
         if target.exists():  # left by a run that died before the swap
             _remove_tree(target)
         staging.rename(target)

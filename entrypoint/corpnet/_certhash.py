@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import re
 
-from corpnet._der import DerError, check_name_tag, expect, tlv
+from corpnet._der import DerError, check_name_tag, element, span
 
 # asn1_string_canon's ASN1_MASK_CANON, tag -> how ASN1_STRING_to_UTF8 decodes it
 # (one byte per character for the 8-bit types, as OpenSSL does).
@@ -36,6 +36,9 @@ _CANON_CODECS = {
     0x1C: "utf-32-be",  # UniversalString
     0x1E: "utf-16-be",  # BMPString
 }
+# Prebuilt two-byte headers of the three element types a canonical name is made of.
+_SHORT_HEADERS = {tag: [bytes((tag, n)) for n in range(0x80)] for tag in (0x0C, 0x30, 0x31)}
+_WIDE = frozenset({"utf-32-be", "utf-16-be"})
 # ossl_isspace: the C locale's whitespace, ASCII only.
 _SPACE = b" \t\n\v\f\r"
 _SPACES = re.compile(rb"[ \t\n\v\f\r]+")
@@ -45,34 +48,48 @@ _UNCOLLAPSED = re.compile(rb"[\t\n\v\f\r]|  ")
 def _tlv(tag: int, content: bytes) -> bytes:
     n = len(content)
     if n < 0x80:
-        return bytes((tag, n)) + content
+        return _SHORT_HEADERS[tag][n] + content
     size = n.to_bytes((n.bit_length() + 7) // 8, "big")
     return bytes((tag, 0x80 | len(size))) + size + content
 
 
 def subject_der(cert_der: bytes) -> bytes:
     """The DER of a certificate's subject Name (the TBSCertificate's 6th field)."""
+    try:
+        return _subject_der(cert_der)
+    except IndexError as e:
+        raise DerError("truncated DER") from e
+
+
+def _subject_der(cert_der: bytes) -> bytes:
     end = len(cert_der)
-    start, stop = expect(cert_der, 0, end, 0x30, "certificate")
-    pos, tbs_end = expect(cert_der, start, stop, 0x30, "tbsCertificate")
+    start, stop = span(cert_der, 0, end, 0x30)
+    pos, tbs_end = span(cert_der, start, stop, 0x30)
     if cert_der[pos] == 0xA0:  # [0] EXPLICIT version, absent in v1 certificates
-        pos = tlv(cert_der, pos, tbs_end)[2]
+        pos = element(cert_der, pos, tbs_end)[2]
     for _ in range(4):  # serialNumber, signature, issuer, validity
-        pos = tlv(cert_der, pos, tbs_end)[2]
-    return cert_der[pos : tlv(cert_der, pos, tbs_end)[2]]
+        pos = element(cert_der, pos, tbs_end)[2]
+    return cert_der[pos : element(cert_der, pos, tbs_end)[2]]
 
 
 def canonical_name(name: bytes) -> bytes:
     """OpenSSL's canonical encoding of a DER Name (what ``X509_NAME_hash`` digests)."""
+    try:
+        return _canonical_name(name)
+    except IndexError as e:
+        raise DerError("truncated DER") from e
+
+
+def _canonical_name(name: bytes) -> bytes:
     out: list[bytes] = []
-    pos, end = expect(name, 0, len(name), 0x30, "name")
+    pos, end = span(name, 0, len(name), 0x30)
     while pos < end:  # each RelativeDistinguishedName (a SET)
-        rdn, rdn_end = expect(name, pos, end, 0x31, "name RDN")
+        rdn, rdn_end = span(name, pos, end, 0x31)
         avas: list[bytes] = []
         while rdn < rdn_end:  # each AttributeTypeAndValue (a SEQUENCE)
-            ava, ava_end = expect(name, rdn, rdn_end, 0x30, "name attribute")
-            oid_end = expect(name, ava, ava_end, 0x06, "name attribute type")[1]
-            tag, value, value_end = tlv(name, oid_end, ava_end)
+            ava, ava_end = span(name, rdn, rdn_end, 0x30)
+            oid_end = span(name, ava, ava_end, 0x06)[1]
+            tag, value, value_end = element(name, oid_end, ava_end)
             if value_end != ava_end:
                 raise DerError("malformed name attribute")
             check_name_tag(tag)
@@ -80,10 +97,13 @@ def canonical_name(name: bytes) -> bytes:
             if codec is None:  # not a string OpenSSL canonicalises: kept as is
                 canon = name[oid_end:ava_end]
             else:
-                try:
-                    text = name[value:value_end].decode(codec).encode()
-                except UnicodeError as e:
-                    raise DerError("a subject string is not valid for its ASN.1 type") from e
+                text = name[value:value_end]
+                # ASCII is the same in every 8-bit type and UTF-8: no transcoding needed.
+                if codec in _WIDE or not text.isascii():
+                    try:
+                        text = text.decode(codec).encode()
+                    except UnicodeError as e:
+                        raise DerError("a subject string is not valid for its ASN.1 type") from e
                 text = text.strip(_SPACE)
                 if _UNCOLLAPSED.search(text):
                     text = _SPACES.sub(b" ", text)

@@ -193,7 +193,7 @@ def merge(
         DataError: the system bundle itself is not PEM (a wrong CORPNET_SYSTEM_BUNDLE).
     """
     try:
-        system = _pem.split(system_pem).ders
+        system = _pem.split(system_pem)
     except _pem.PemError as e:
         raise DataError(
             f"{system_name} is not a PEM bundle ({e})",
@@ -202,11 +202,13 @@ def merge(
         ) from e
     seen: set[bytes] = set()
     ders: list[bytes] = []
-    for der in system:
+    pems: list[bytes] = []
+    for der, block in zip(system.ders, system.pems, strict=True):
         digest = hashlib.sha256(der).digest()
         if digest not in seen:
             seen.add(digest)
             ders.append(der)
+            pems.append(block)
     system_count = len(ders)
     hashes: list[str | None] = [None] * system_count
     reports: list[FileReport] = []
@@ -219,12 +221,13 @@ def merge(
         if error is not None:
             errors.append(error)
             continue
-        ders += [der for der, _ in new]
-        hashes += [h for _, h in new]
+        ders += [der for der, _, _ in new]
+        pems += [block for _, block, _ in new]
+        hashes += [h for _, _, h in new]
         warnings += [f"{item.path}: {w}" for w in report.warnings]
     return Merged(
         ders=tuple(ders),
-        pems=tuple(_pem.pem_encode(d) for d in ders),
+        pems=tuple(pems),
         subject_hashes=tuple(hashes),
         system_count=system_count,
         files=tuple(reports),
@@ -235,7 +238,7 @@ def merge(
 
 def _merge_file(
     item: InputFile, seen: set[bytes], now: str
-) -> tuple[FileReport, list[tuple[bytes, str]], CorpnetError | None]:
+) -> tuple[FileReport, list[tuple[bytes, bytes, str]], CorpnetError | None]:
     """One file's contribution; ``seen`` is updated only when the file is accepted.
 
     ``now`` is "YYYYMMDDHHMMSSZ" (see :func:`corpnet._der.generalized`).
@@ -265,10 +268,10 @@ def _merge_file(
             f"ignored {len(split.ignored)} block(s) that are not certificates "
             f"({', '.join(sorted(set(split.ignored)))})"
         )
-    new: list[tuple[bytes, str]] = []
+    new: list[tuple[bytes, bytes, str]] = []
     digests: set[bytes] = set()
     duplicates = 0
-    for index, der in enumerate(split.ders, 1):
+    for index, (der, block) in enumerate(zip(split.ders, split.pems, strict=True), 1):
         digest = hashlib.sha256(der).digest()
         if digest in seen or digest in digests:
             duplicates += 1
@@ -290,7 +293,7 @@ def _merge_file(
         if found:
             name = _certcheck.describe(cert)
             notes += [f"certificate {name} {w}" for w in found]
-        new.append((der, subject_hash))
+        new.append((der, block, subject_hash))
         digests.add(digest)
     seen.update(digests)
     report = FileReport(
@@ -312,7 +315,7 @@ _CONVERT_HINT = (
 
 def _refuse(
     item: InputFile, found: int, reason: str, hint: str
-) -> tuple[FileReport, list[tuple[bytes, str]], CorpnetError]:
+) -> tuple[FileReport, list[tuple[bytes, bytes, str]], CorpnetError]:
     error = CertificateFileError(f"CA file {item.path} {reason}", hint=hint, path=item.path)
     return FileReport(item.path, item.source, found=found, refused=reason), [], error
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from trust_pki import NOW, der, ders_in, make_cert, pem, private_key_pem, rsa_key, system_bundle
 
 from corpnet import trust
@@ -242,3 +243,46 @@ def test_exports_point_every_variable_at_the_merged_outputs() -> None:
         "-Djavax.net.ssl.trustStoreType=PKCS12",
         "-Djavax.net.ssl.trustStorePassword=changeit",
     )
+
+
+def test_a_certificate_openssl_cannot_read_refuses_its_file() -> None:
+    """A bundle holding it would make every OpenSSL client reject the whole bundle."""
+    from cryptography.x509.name import _ASN1Type
+    from cryptography.x509.oid import NameOID
+
+    visible = x509.Name(
+        [x509.NameAttribute(NameOID.COMMON_NAME, "Visible", _type=_ASN1Type.VisibleString)]
+    )
+    m = merge(("odd.pem", pem(make_cert(visible))), ("good.pem", pem(CORP_A)))
+    assert corporate(m) == [der(CORP_A)]
+    (error,) = m.errors
+    assert "odd.pem" in str(error)
+    assert "OpenSSL cannot read" in str(error)
+
+
+def test_an_intermediate_with_an_unreadable_issuer_is_refused() -> None:
+    """Issuer names are checked too when they differ from the subject."""
+    from cryptography.hazmat.primitives.asymmetric import ec as _ec
+    from cryptography.x509.name import _ASN1Type
+    from cryptography.x509.oid import NameOID
+    from trust_pki import ec_key
+
+    issuer = x509.Name(
+        [x509.NameAttribute(NameOID.COMMON_NAME, "Odd Issuer", _type=_ASN1Type.VisibleString)]
+    )
+    key = ec_key()
+    assert isinstance(key, _ec.EllipticCurvePrivateKey)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Intermediate")]))
+        .issuer_name(issuer)
+        .public_key(key.public_key())
+        .serial_number(5)
+        .not_valid_before(NOW - dt.timedelta(days=1))
+        .not_valid_after(NOW + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    m = merge(("intermediate.pem", pem(cert)))
+    (error,) = m.errors
+    assert "OpenSSL cannot read" in str(error)
