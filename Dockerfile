@@ -70,6 +70,7 @@ RUN pip wheel --no-cache-dir --wheel-dir /wheels . \
     && /opt/corpnet/venv/bin/corpnet --version
 
 FROM runtime
+ARG BASE_IMAGE
 ARG VERSION=0.1.0
 ARG REVISION=unknown
 LABEL org.opencontainers.image.title="corpnet-base" \
@@ -77,7 +78,7 @@ LABEL org.opencontainers.image.title="corpnet-base" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.licenses="Apache-2.0" \
-      org.opencontainers.image.base.name="debian:bookworm-slim"
+      org.opencontainers.image.base.name="${BASE_IMAGE}"
 COPY --from=build /opt/corpnet /opt/corpnet
 COPY images/base/rootfs/ /
 # Non-interactive bash (`docker exec c bash -c ...`, scripts) reads BASH_ENV;
