@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import trustme
 
+from conftest import CorpnetCli
 from corpnet._build_base import (
     AptSource,
     image_sources,
@@ -162,3 +163,18 @@ def test_strip_config_removes_layer_history_and_variables() -> None:
     assert new["config"]["Image"] == ""
     other = {**config, "rootfs": {"diff_ids": ["sha256:z"]}}
     assert strip_config(other, trust) is None
+
+
+def test_cli_usage_errors(corpnet: CorpnetCli, tmp_path: Path) -> None:
+    result = corpnet("build")
+    assert result.code == 64
+    assert (
+        "corpnet: error: no build context given: corpnet build --tag NAME DIRECTORY" in result.err
+    )
+    result = corpnet("build", str(tmp_path))
+    assert result.code == 64
+    assert "--tag is required" in result.err
+    result = corpnet("build", "--tag", "x", "--build-arg", "NOVALUE", str(tmp_path))
+    assert result.code == 64
+    assert "'NOVALUE' is not NAME=VALUE" in result.err
+    assert corpnet("build", "--help").code == 0

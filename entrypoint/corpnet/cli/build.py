@@ -98,6 +98,7 @@ def build(  # noqa: PLR0917 - click passes one parameter per option
         raise UsageError(
             "--tag is required", hint="name the image, e.g. corpnet build --tag my-agent ."
         )
+    args = _buildargs(build_args)
     client = b.connect()
     if bootstrap_base:
         if b.image_exists(client, base_tag):
@@ -113,7 +114,7 @@ def build(  # noqa: PLR0917 - click passes one parameter per option
         tag=tag,
         inputs=inputs,
         dockerfile=dockerfile,
-        buildargs=_buildargs(build_args),
+        buildargs=args,
         network=network,
         nocache=no_cache,
         quiet=quiet,
