@@ -153,6 +153,7 @@ def run_scenario(tmp: Path, scenario: Scenario, ca: trustme.CA) -> Outcome:
     )  # fmt: skip
     if p.returncode != 0:
         pytest.fail(f"the proxy scenario failed (exit {p.returncode}): {p.stderr[-2000:]}")
+    (tmp / "outcome.json").write_text(p.stdout)  # for a look after a failure
     data = json.loads(p.stdout)
     return Outcome(
         proxy_log=[(int(a), h, int(b)) for a, h, b in data["proxy_log"]],

@@ -29,12 +29,13 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-_seen: list[list[object]] = []
+_seen: list[list[object]] = []  # [port, Host header, path] of every request served
 _lock = threading.Lock()
 
 
@@ -160,6 +161,12 @@ def run_client(spec: dict[str, Any], run: dict[str, Any]) -> list[dict[str, obje
     return results
 
 
+def timed_run(spec: dict[str, Any], run: dict[str, Any]) -> dict[str, object]:
+    start = time.monotonic()
+    results = run_client(spec, run)
+    return {"id": run["id"], "results": results, "seconds": round(time.monotonic() - start, 3)}
+
+
 def _json_client(cmd: list[str], env: dict[str, str], urls: list[str]) -> list[dict[str, object]]:
     p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60, check=False)
     try:
@@ -179,14 +186,18 @@ def main() -> None:
     servers = start_servers(spec)
     procs = start_proxies(spec)
     try:
-        runs = [{"id": run["id"], "results": run_client(spec, run)} for run in spec["runs"]]
+        # Each run has its own server port, so runs can overlap without blurring
+        # which request was whose.
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            runs = list(pool.map(lambda run: timed_run(spec, run), spec["runs"]))
     finally:
         for p in procs:
             p.terminate()
         for p in procs:
             p.wait(timeout=10)
-        for s in servers:
-            s.shutdown()
+    # The servers' threads are daemons: they end with this process (shutdown() would
+    # wait out each one's poll interval).
+    del servers
     log = Path(spec["workdir"]) / "proxy.log"
     forwarded = [line.split() for line in log.read_text().splitlines()] if log.exists() else []
     print(json.dumps({"proxy_log": forwarded, "server_log": _seen, "runs": runs}))
