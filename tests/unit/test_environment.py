@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -228,17 +230,22 @@ def test_profile_hook_is_silent_when_there_is_nothing(tmp_path: Path) -> None:
     assert (p.returncode, p.stdout, p.stderr) == (0, "ok\n", "")
 
 
-def test_profile_hook_is_silent_when_the_file_is_not_readable(tmp_path: Path) -> None:
+def test_profile_hook_is_silent_when_the_file_is_not_readable() -> None:
     if os.geteuid() != 0:
         pytest.fail("this test switches to another uid with setpriv and runs as root")
-    tmp_path.chmod(0o755)
-    persist(tmp_path, {"SECRET": "x"})  # 0600 root: not for uid 65534
-    p = _hook(
-        ["dash", "-euc", f'. "{PROFILE_HOOK}"; echo "ok${{SECRET:-}}"'],
-        {"CORPNET_RUNTIME_DIR": str(tmp_path), "TMPDIR": str(tmp_path)},
-        user=65534,
-    )
-    assert (p.returncode, p.stdout, p.stderr) == (0, "ok\n", "")
+    # pytest's tmp_path is below a 0700 directory: use one uid 65534 can traverse.
+    runtime = Path(tempfile.mkdtemp(prefix="corpnet-env-test-"))
+    try:
+        runtime.chmod(0o755)
+        path = persist(runtime, {"SECRET": "x"})  # 0600 root: not for uid 65534
+        env = {"CORPNET_RUNTIME_DIR": str(runtime), "TMPDIR": str(runtime)}
+        command = ["dash", "-euc", f'. "{PROFILE_HOOK}"; echo "ok${{SECRET:-}}"']
+        p = _hook(command, env, user=65534)
+        assert (p.returncode, p.stdout, p.stderr) == (0, "ok\n", "")
+        path.chmod(0o644)  # the control: readable, the same user gets the value
+        assert _hook(command, env, user=65534).stdout == "okx\n"
+    finally:
+        shutil.rmtree(runtime)
 
 
 def test_bash_env_hook_for_non_interactive_bash(tmp_path: Path) -> None:
