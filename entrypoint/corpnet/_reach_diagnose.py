@@ -196,6 +196,16 @@ def timeout(ctx: Context, stage: Stage, seconds: float) -> Diagnosis:
 # --- proxy CONNECT ---------------------------------------------------------------------
 
 _UPSTREAM = {502, 503, 504}
+# Squid names why it could not open the tunnel in X-Squid-Error; these can heal
+# (its uplink or the origin coming back), whatever status it chose (5.x sends 500
+# for ERR_CANNOT_FORWARD).
+_SQUID_UPSTREAM = {
+    "ERR_CANNOT_FORWARD",
+    "ERR_CONNECT_FAIL",
+    "ERR_CONNECT_TIMEOUT",
+    "ERR_READ_TIMEOUT",
+    "ERR_GATEWAY_FAILURE",
+}
 
 
 def auth_schemes(challenges: Sequence[str]) -> list[str]:
@@ -251,21 +261,23 @@ def proxy_status(  # noqa: PLR0911 - one return per diagnosis reads best
             retryable=False,
             exit_code=_CONFIG,
         )
-    if squid_error and squid_error.startswith("ERR_DNS_FAIL") and status == 503:
-        # Squid's answer when it cannot resolve the host: retried, since its resolver
-        # may still be starting; the message says it is the proxy's DNS.
+    squid = squid_error.split()[0] if squid_error else ""
+    if squid == "ERR_DNS_FAIL":
+        # Squid could not resolve the host: retried, since its resolver may still be
+        # starting; the message says it is the proxy's DNS.
         return Diagnosis(
             "proxy-upstream",
             Stage.PROXY_CONNECT,
-            f"{answered} ({squid_error}): the proxy cannot resolve {ctx.host}",
+            f"{answered} ({squid}): the proxy cannot resolve {ctx.host}",
             f"check the name in {ctx.listed_in} and the proxy's DNS; retrying",
             retryable=True,
         )
-    if status in _UPSTREAM:
+    if status in _UPSTREAM or squid in _SQUID_UPSTREAM:
+        detail = f" ({squid_error})" if squid_error else ""
         return Diagnosis(
             "proxy-upstream",
             Stage.PROXY_CONNECT,
-            f"{answered}: the proxy cannot reach the host (yet)",
+            f"{answered}{detail}: the proxy cannot reach the host (yet)",
             "retrying; if it persists, check the host name and the proxy's own uplink",
             retryable=True,
         )

@@ -265,3 +265,62 @@ def test_doctor_reports_every_problem(  # type: ignore[no-untyped-def]
         "identity",
         "proxy",
     }
+
+
+# --- a real Squid ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def squid_basic() -> Iterator[int]:
+    from _reach_squid import squid
+
+    with squid(auth="basic") as port:
+        yield port
+
+
+@pytest.mark.parametrize(
+    ("host", "password", "code", "expected"),
+    [
+        ("127.0.0.2:{origin}", "s3cret", 0, "ready via http://alice:***@127.0.0.1:{proxy}"),
+        ("127.0.0.2:{origin}", "wrong", 78, "rejected the credentials of user 'alice'"),
+        (
+            "blocked.corp.test",
+            "s3cret",
+            69,
+            "403 Forbidden: the proxy's policy blocks this host: ask the proxy's administrators",
+        ),
+    ],
+)
+def test_wait_through_squid(  # type: ignore[no-untyped-def]  # noqa: PLR0917
+    corpnet: CorpnetCli, base_env, leaf, serve, squid_basic, host, password, code, expected
+) -> None:
+    origin = serve(Origin(leaf).handler, host="127.0.0.2")
+    env = {
+        **base_env,
+        "CORPNET_ALLOWLIST": host.format(origin=origin.port),
+        "HTTPS_PROXY": f"http://alice:{password}@127.0.0.1:{squid_basic}",
+    }
+    result = corpnet("wait", env=env)
+    assert result.code == code, result.err
+    assert expected.format(origin=origin.port, proxy=squid_basic) in result.err
+    if code:
+        error = [line for line in result.err.splitlines() if line.startswith("corpnet: error:")]
+        assert len(error) == 1 and expected in error[0]
+
+
+def test_wait_through_ntlm_only_squid(corpnet: CorpnetCli, base_env) -> None:  # type: ignore[no-untyped-def]
+    from _reach_squid import squid
+
+    with squid(auth="ntlm") as port:
+        env = {
+            **base_env,
+            "CORPNET_ALLOWLIST": "api.corp.test",
+            "HTTPS_PROXY": f"http://alice:s3cret@127.0.0.1:{port}",
+        }
+        result = corpnet("wait", env=env)
+    assert result.code == 78, result.err
+    assert "corpnet: error: api.corp.test:443: the proxy http://alice:***@127.0.0.1:" in result.err
+    assert "it offers only NTLM authentication: corpnet, like Claude Code, speaks Basic" in (
+        result.err
+    )
+    assert "cntlm" in result.err

@@ -351,3 +351,9 @@ def test_run_interruptible_cancels_the_wait_on_sigint() -> None:
     with pytest.raises(reach.Interrupted) as e:
         reach.run_interruptible(forever(), doing="waiting")
     assert e.value.exit_code == ExitCode.INTERRUPTED
+
+
+def test_squid_cannot_forward_is_retried_whatever_the_status() -> None:
+    d = diag.proxy_status(CTX, 500, "Internal Server Error", squid_error="ERR_CANNOT_FORWARD 0")
+    assert (d.kind, d.retryable) == ("proxy-upstream", True)
+    assert "(ERR_CANNOT_FORWARD 0)" in d.message

@@ -1,0 +1,94 @@
+"""A real Squid (Debian's ``squid`` package) on loopback, for the reachability tests.
+
+Two set-ups a corporate network really has: Basic authentication against an
+htpasswd file with a ``dstdomain`` deny list, and NTLM-only authentication
+(Squid's ``ntlm_fake_auth`` helper, so no domain controller is needed) which
+offers ``Proxy-Authenticate: NTLM`` and nothing else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+HELPERS = Path("/usr/lib/squid")  # Debian's squid package puts its auth helpers here
+BLOCKED = "blocked.corp.test"
+
+_COMMON = """\
+http_port 127.0.0.1:{port}
+pid_filename {dir}/squid.pid
+cache_log {dir}/cache.log
+access_log {dir}/access.log
+cache deny all
+cache_mem 8 MB
+shutdown_lifetime 0 seconds
+"""
+_BASIC = """\
+auth_param basic program {helpers}/basic_ncsa_auth {dir}/passwd
+auth_param basic realm corp
+acl blocked dstdomain {blocked}
+acl authed proxy_auth REQUIRED
+http_access deny blocked
+http_access allow authed
+http_access deny all
+"""
+_NTLM = """\
+auth_param ntlm program {helpers}/ntlm_fake_auth
+acl authed proxy_auth REQUIRED
+http_access allow authed
+http_access deny all
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def squid(*, auth: str, user: str = "alice", password: str = "s3cret") -> Iterator[int]:  # noqa: S107
+    """Run Squid with ``auth`` ``"basic"`` or ``"ntlm"``; yield its port."""
+    binary = shutil.which("squid") or "/usr/sbin/squid"
+    assert Path(binary).exists(), "squid is not installed (scripts/test installs it)"
+    work = Path(tempfile.mkdtemp(prefix="corpnet-squid-"))
+    # Started as root, Squid drops to its `proxy` user: let it write its logs here.
+    work.chmod(0o777)
+    port = _free_port()
+    values = {"port": port, "dir": work, "helpers": HELPERS, "blocked": BLOCKED}
+    config = _COMMON + (_BASIC if auth == "basic" else _NTLM)
+    if auth == "basic":
+        hashed = subprocess.run(
+            ["openssl", "passwd", "-apr1", password], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        (work / "passwd").write_text(f"{user}:{hashed}\n")
+        (work / "passwd").chmod(0o644)
+    (work / "squid.conf").write_text(config.format(**values))
+    proc = subprocess.Popen(
+        [binary, "-N", "-f", str(work / "squid.conf")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            assert proc.poll() is None, f"squid exited: {(work / 'cache.log').read_text()[-2000:]}"
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+                break
+            assert time.monotonic() < deadline, "squid did not listen within 20 s"
+            time.sleep(0.05)
+        yield port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(work, ignore_errors=True)
