@@ -121,7 +121,7 @@ def start_proxies(spec: dict[str, Any]) -> list[subprocess.Popen[bytes]]:
         if proxy.get("auth"):
             cmd += ["--basic-auth", proxy["auth"]]
         procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL))
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 60  # ten Python processes starting at once on 2 CPUs
     for proxy in spec["proxies"]:
         while True:
             try:
@@ -129,7 +129,7 @@ def start_proxies(spec: dict[str, Any]) -> list[subprocess.Popen[bytes]]:
                 break
             except OSError:
                 if time.monotonic() > deadline:
-                    message = f"proxy.py did not listen on {proxy['port']} within 20 s"
+                    message = f"proxy.py did not listen on {proxy['port']} within 60 s"
                     raise SystemExit(message) from None
                 time.sleep(0.05)
     return procs
