@@ -42,7 +42,6 @@ class NoProxy:
     """A normalised NO_PROXY list and what normalising it said."""
 
     entries: tuple[str, ...]
-    notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
 
@@ -52,8 +51,9 @@ def normalise_no_proxy(raw: str | None, *, kubernetes_host: str | None = None) -
     Split on commas and blanks (the two documented forms); lower-case; trailing
     dots stripped; each domain emitted as ``d`` and ``.d`` (Node's core agent
     matches bare names only exactly, httpx and Go match ``.d`` only below it);
-    IPv4/IPv6 addresses and CIDR ranges kept, IPv6 unbracketed; ``:port``
-    dropped (curl never matches an entry with a port); loopback always added.
+    IPv4/IPv6 addresses and IPv4 ranges kept, IPv6 unbracketed; IPv6 ranges
+    dropped (they break httpx); ``:port`` dropped (curl never matches an entry
+    with a port); loopback always added. Every lossy step adds a warning.
     Raise :class:`ProxyConfigError` when ``*`` is mixed with other entries.
     """
     tokens = [t for t in re.split(r"[,\s]+", (raw or "").strip().lower()) if t]
@@ -67,7 +67,6 @@ def normalise_no_proxy(raw: str | None, *, kubernetes_host: str | None = None) -
             )
         return NoProxy(("*",))
     entries: list[str] = []
-    notes: list[str] = []
     warnings: list[str] = []
     ported: list[str] = []
     extra = [*ALWAYS_DIRECT]
@@ -94,7 +93,7 @@ def normalise_no_proxy(raw: str | None, *, kubernetes_host: str | None = None) -
     # httpx turns an IPv6 range into the pattern all://[fd00::/64], which it cannot
     # parse: every request fails (InvalidURL). No other client here matches one.
     entries = [e for e in entries if not ("/" in e and ":" in e)]
-    return NoProxy(tuple(entries), notes, warnings)
+    return NoProxy(tuple(entries), warnings)
 
 
 def _client_gaps(entries: list[str]) -> list[str]:

@@ -288,7 +288,7 @@ def resolve(settings: ProxySettings, *, allowlist: Sequence[HostPort]) -> ProxyC
         all=all_,
         no_proxy=no_proxy.entries,
         exports=exports,
-        notes=[*notes, *no_proxy.notes],
+        notes=notes,
         warnings=warnings,
     )
 
