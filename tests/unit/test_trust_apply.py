@@ -379,3 +379,33 @@ def test_non_root_run_uses_the_fallback_dir_and_never_touches_etc() -> None:
         assert list(unwritable.iterdir()) == []
     finally:
         subprocess.run(["rm", "-rf", str(root)], check=False)
+
+
+def test_an_unlistable_ca_directory_is_a_permission_error() -> None:
+    """As `nobody`, a 0700 directory under ca.d cannot be listed: exit 77 naming it."""
+    root = Path(tempfile.mkdtemp(prefix="corpnet-unlistable-"))
+    try:
+        root.chmod(0o755)
+        (root / "ca.d" / "private").mkdir(parents=True)
+        (root / "ca.d" / "private").chmod(0o700)
+        (root / "system.pem").write_bytes(SYSTEM_PEM)
+        (root / "system.pem").chmod(0o644)
+        (root / "tmp").mkdir(mode=0o1777)
+        (root / "tmp").chmod(0o1777)
+        env = {
+            "PATH": "/usr/bin:/bin",
+            "CORPNET_CONFIG_DIR": str(root),
+            "CORPNET_RUNTIME_DIR": str(root / "run"),
+            "CORPNET_SYSTEM_BUNDLE": str(root / "system.pem"),
+            "TMPDIR": str(root / "tmp"),
+        }
+        done = subprocess.run(
+            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+             sys.executable, "-m", "corpnet", "trust"],
+            env=env, capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert done.returncode == 77, done.stderr
+        assert f"cannot list CA directory {root / 'ca.d' / 'private'}" in done.stderr
+        assert "Traceback" not in done.stderr
+    finally:
+        subprocess.run(["rm", "-rf", str(root)], check=False)

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import hashes
 from trust_pki import NOW, der, ders_in, make_cert, pem, private_key_pem, rsa_key, system_bundle
 
 from corpnet import trust
-from corpnet.errors import ExitCode
+from corpnet.errors import DataError, ExitCode
 
 SYSTEM_PEM, SYSTEM = system_bundle()
 CORP_A = make_cert("Corp Root A", serial=1)
@@ -209,7 +209,7 @@ def test_unreadable_input_is_reported_with_its_own_error() -> None:
 
 
 def test_bad_system_bundle_is_a_data_error() -> None:
-    with pytest.raises(trust.DataError) as raised:
+    with pytest.raises(DataError) as raised:
         trust.merge(b"-----BEGIN CERTIFICATE-----\nAAAA", [], now=NOW, system_name="/sys.pem")
     assert "/sys.pem" in str(raised.value)
     assert "CORPNET_SYSTEM_BUNDLE" in str(raised.value)
