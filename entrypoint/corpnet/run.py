@@ -140,7 +140,11 @@ def _start(environ: Mapping[str, str], *, now: datetime | None) -> tuple[Prepare
     from corpnet import reach
 
     prepared = prepare(environ, now=now)
-    agent_env = run_hooks(prepared.settings.run.hooks_dir, {**environ, **prepared.env})
+    # The agent already has env.sh's values: the shell hooks (BASH_ENV, profile.d)
+    # must not source it again into the agent's own `bash -c` children.
+    env_sh = str(prepared.runtime_dir / "env.sh")
+    agent_env = {**environ, **prepared.env, "CORPNET_ENV_SOURCED": env_sh}
+    agent_env = run_hooks(prepared.settings.run.hooks_dir, agent_env)
     reach.wait_stage(prepared, agent_env)
     return prepared, agent_env
 
