@@ -401,14 +401,17 @@ async def _describe_peer(ctx: Context, proxy: Proxy | None, plan: Plan) -> str |
     if not plan.describe_peer:
         return None
     try:
-        _, writer = await _tunnel(ctx, proxy, plan, Tracker())
-        try:
-            await writer.start_tls(plan.insecure, server_hostname=ctx.host)
-            sslobj = writer.get_extra_info("ssl_object")
-            der = sslobj.getpeercert(binary_form=True) if sslobj is not None else None
-        finally:
-            writer.transport.abort()
-    except (OSError, ProbeFailure):
+        # Bounded on its own: a slow second handshake must not turn the real
+        # diagnosis into a timeout.
+        async with asyncio.timeout(_SIDE_CHECK):
+            _, writer = await _tunnel(ctx, proxy, plan, Tracker())
+            try:
+                await writer.start_tls(plan.insecure, server_hostname=ctx.host)
+                sslobj = writer.get_extra_info("ssl_object")
+                der = sslobj.getpeercert(binary_form=True) if sslobj is not None else None
+            finally:
+                writer.transport.abort()
+    except (OSError, ProbeFailure, TimeoutError):
         return None
     return describe_certificate(der) if der else None
 
