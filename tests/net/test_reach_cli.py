@@ -42,31 +42,12 @@ def base_env(ca: trustme.CA, tmp_path: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def proxypy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+def proxypy() -> Iterator[int]:
     """proxy.py, a real CONNECT proxy, with Basic auth alice:s3cret."""
-    work = tmp_path_factory.mktemp("proxypy")
-    port_file = work / "port"
-    proc = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "proxy"),
-            "--hostname", "127.0.0.1", "--port", "0", "--port-file", str(port_file),
-            "--basic-auth", "alice:s3cret", "--num-workers", "1", "--num-acceptors", "1",
-            "--data-dir", str(work),
-        ],
-        env={**host_environ(), "HOME": str(work)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 20
-        while not (port_file.exists() and port_file.read_text().strip()):
-            assert proc.poll() is None, "proxy.py exited at start (is proxy.py installed?)"
-            assert time.monotonic() < deadline, "proxy.py did not start within 20 s"
-            time.sleep(0.05)
-        yield int(port_file.read_text())
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    from _reach_proxypy import proxypy
+
+    with proxypy("--basic-auth", "alice:s3cret") as port:
+        yield port
 
 
 # --- corpnet wait ---------------------------------------------------------------------------

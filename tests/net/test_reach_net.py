@@ -416,3 +416,31 @@ def test_wait_stage_takes_what_the_pipeline_prepared(ca, leaf, serve, tmp_path) 
     )
     report = reach.wait_stage(prepared, {})  # type: ignore[arg-type]
     assert report is not None and report.ok
+
+
+def test_real_tls_inspecting_proxy(serve) -> None:  # type: ignore[no-untyped-def]
+    """proxy.py re-signs TLS with its own CA: missing from the bundle, then mounted."""
+    from _reach_proxypy import inspecting_proxy
+
+    inspection = trustme.CA(
+        organization_name="Corp TLS Inspection CA", key_type=trustme.KeyType.RSA
+    )
+    corp = trustme.CA(organization_name="Corp Root CA", key_type=trustme.KeyType.RSA)
+    origin = serve(Origin(corp.issue_cert("localhost")).handler)
+    target = [Target("localhost", origin.port)]
+    with inspecting_proxy(inspection, corp) as port:
+        url = ProxyURL("http", "127.0.0.1", port)
+        missing = reach.check(target, route=via(url), ca_pem=corp.cert_pem.bytes(), timeout=5)
+        mounted = reach.check(
+            target,
+            route=via(url),
+            ca_pem=corp.cert_pem.bytes() + inspection.cert_pem.bytes(),
+            timeout=5,
+            policy=FAST,
+        )
+    r = only(missing)
+    assert missing.exit_code == ExitCode.CONFIG
+    assert (r.status, r.attempts, r.stage) == ("failed", 1, reach.Stage.TLS)
+    assert "issued by 'OU=Testing CA" in line(r) and "O=Corp TLS Inspection CA'" in line(r)
+    assert "the proxy inspects TLS with its own CA, which is missing" in line(r)
+    assert mounted.exit_code == ExitCode.OK, only(mounted)
