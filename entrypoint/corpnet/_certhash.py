@@ -85,37 +85,53 @@ def _canonical_name(name: bytes) -> bytes:
     pos, end = span(name, 0, len(name), 0x30)
     while pos < end:  # each RelativeDistinguishedName (a SET)
         rdn, rdn_end = span(name, pos, end, 0x31)
-        avas: list[bytes] = []
-        while rdn < rdn_end:  # each AttributeTypeAndValue (a SEQUENCE)
-            ava, ava_end = span(name, rdn, rdn_end, 0x30)
-            oid_end = span(name, ava, ava_end, 0x06)[1]
-            tag, value, value_end = element(name, oid_end, ava_end)
-            if value_end != ava_end:
-                raise DerError("malformed name attribute")
-            check_name_tag(tag)
-            codec = _CANON_CODECS.get(tag)
-            if codec is None:  # not a string OpenSSL canonicalises: kept as is
-                canon = name[oid_end:ava_end]
-            else:
-                text = name[value:value_end]
-                # ASCII is the same in every 8-bit type and UTF-8: no transcoding needed.
-                if codec in _WIDE or not text.isascii():
-                    try:
-                        text = text.decode(codec).encode()
-                    except UnicodeError as e:
-                        raise DerError("a subject string is not valid for its ASN.1 type") from e
-                text = text.strip(_SPACE)
-                if _UNCOLLAPSED.search(text):
-                    text = _SPACES.sub(b" ", text)
-                # bytes.lower() changes ASCII letters only, like ossl_tolower.
-                canon = _tlv(0x0C, text.lower())
-            avas.append(_tlv(0x30, name[ava:oid_end] + canon))
-            rdn = ava_end
-        if len(avas) > 1:
-            avas.sort()  # DER SET OF order, as OpenSSL's i2d sorts it
-        out.append(_tlv(0x31, b"".join(avas)))
+        raw = name[pos:rdn_end]
+        canon = _RDN_CACHE.get(raw)
+        if canon is None:
+            canon = _canonical_rdn(name, rdn, rdn_end)
+            if len(_RDN_CACHE) < _RDN_CACHE_SIZE:
+                _RDN_CACHE[raw] = canon
+        out.append(canon)
         pos = rdn_end
     return b"".join(out)
+
+
+# Certificates of one organisation share most RDNs (O=, OU=, C=): each distinct
+# RDN is canonicalised once per process. Bounded, for long-lived callers.
+_RDN_CACHE: dict[bytes, bytes] = {}
+_RDN_CACHE_SIZE = 20_000
+
+
+def _canonical_rdn(name: bytes, rdn: int, rdn_end: int) -> bytes:
+    avas: list[bytes] = []
+    while rdn < rdn_end:  # each AttributeTypeAndValue (a SEQUENCE)
+        ava, ava_end = span(name, rdn, rdn_end, 0x30)
+        oid_end = span(name, ava, ava_end, 0x06)[1]
+        tag, value, value_end = element(name, oid_end, ava_end)
+        if value_end != ava_end:
+            raise DerError("malformed name attribute")
+        check_name_tag(tag)
+        codec = _CANON_CODECS.get(tag)
+        if codec is None:  # not a string OpenSSL canonicalises: kept as is
+            canon = name[oid_end:ava_end]
+        else:
+            text = name[value:value_end]
+            # ASCII is the same in every 8-bit type and UTF-8: no transcoding needed.
+            if codec in _WIDE or not text.isascii():
+                try:
+                    text = text.decode(codec).encode()
+                except UnicodeError as e:
+                    raise DerError("a subject string is not valid for its ASN.1 type") from e
+            text = text.strip(_SPACE)
+            if _UNCOLLAPSED.search(text):
+                text = _SPACES.sub(b" ", text)
+            # bytes.lower() changes ASCII letters only, like ossl_tolower.
+            canon = _tlv(0x0C, text.lower())
+        avas.append(_tlv(0x30, name[ava:oid_end] + canon))
+        rdn = ava_end
+    if len(avas) > 1:
+        avas.sort()  # DER SET OF order, as OpenSSL's i2d sorts it
+    return _tlv(0x31, b"".join(avas))
 
 
 def name_hash(name: bytes) -> str:
