@@ -52,6 +52,7 @@ __all__ = [
     "TrustResult",
     "apply",
     "exports",
+    "file_warnings",
     "hashed_names",
     "merge",
     "merged_bundle_pem",
@@ -158,7 +159,7 @@ class TrustResult:
     cert_dir: Path
     exports: Exports
     files: list[FileReport]
-    warnings: list[str]
+    warnings: list[str]  # one line per input file with warnings, then the system store's
     system_store_updated: bool
     truststore: Path | None = None
     certificates: int = 0  # in the merged bundle
@@ -351,6 +352,20 @@ def hashed_names(ders: Sequence[bytes], known: Sequence[str | None] | None = Non
     return names
 
 
+def file_warnings(reports: Sequence[FileReport], *, limit: int = 3) -> list[str]:
+    """One line per input file with warnings: a start-up log stays readable."""
+    lines = []
+    for report in reports:
+        if not report.warnings:
+            continue
+        shown = "; ".join(report.warnings[:limit])
+        more = len(report.warnings) - limit
+        if more > 0:
+            shown += f"; and {more} more (`corpnet trust --json` lists them)"
+        lines.append(f"{report.path}: {shown}")
+    return lines
+
+
 def exports(bundle: Path, cert_dir: Path, truststore: Path | None) -> Exports:
     """The CA variables every tool reads, all pointing at the merged outputs."""
     env = dict.fromkeys(CA_FILE_VARIABLES, str(bundle))
@@ -490,7 +505,7 @@ def apply(
             ]
     if files.write_atomic(bundle, bundle_pem):
         written.append(bundle)
-    warnings = [*merged.warnings, *java_warnings]
+    warnings = [*file_warnings(merged.files), *java_warnings]
     system_updated = False
     euid = os.geteuid() if euid is None else euid
     if euid == 0 and settings.trust.system_store == "auto":

@@ -286,3 +286,13 @@ def test_an_intermediate_with_an_unreadable_issuer_is_refused() -> None:
     m = merge(("intermediate.pem", pem(cert)))
     (error,) = m.errors
     assert "OpenSSL cannot read" in str(error)
+
+
+def test_file_warnings_are_one_line_per_file_and_capped() -> None:
+    leaves = [make_cert(f"Leaf {i}", ca=False, serial=300 + i) for i in range(5)]
+    m = merge(("leaves.pem", pem(*leaves)), ("good.pem", pem(CORP_A)))
+    assert len(m.warnings) == 5  # each one fatal under --strict
+    (line,) = trust.file_warnings(m.files)
+    assert line.startswith("leaves.pem: certificate 'Leaf 0' is not a CA")
+    assert line.count("is not a CA") == 3
+    assert line.endswith("and 2 more (`corpnet trust --json` lists them)")
