@@ -37,6 +37,7 @@ from corpnet.errors import (
     ConfigErrors,
     CorpnetError,
     DataError,
+    PermissionDeniedError,
 )
 
 __all__ = [
@@ -467,6 +468,45 @@ def apply(
     merged, source = _merge_settings(
         settings.trust, own_dirs=own, now=now, pristine=pristine, candidates=candidates
     )
+    euid = os.geteuid() if euid is None else euid
+    try:
+        return _write(
+            settings,
+            merged,
+            source,
+            runtime_dir=runtime_dir,
+            own=own,
+            env=env,
+            euid=euid,
+            pristine=pristine,
+            candidates=candidates,
+        )
+    except OSError as e:
+        # A full tmpfs, or a directory that turned read-only under us.
+        where = Path(e.filename or runtime_dir)
+        inside = where.is_relative_to(runtime_dir)
+        raise PermissionDeniedError(
+            f"cannot write {where} ({os.strerror(e.errno or 0)})",
+            hint=f"mount a writable tmpfs with a few MB free at {runtime_dir} (CORPNET_RUNTIME_DIR)"
+            if inside
+            else "free space there, or set CORPNET_SYSTEM_STORE=off",
+            path=where,
+            variable="CORPNET_RUNTIME_DIR" if inside else "CORPNET_SYSTEM_STORE",
+        ) from e
+
+
+def _write(
+    settings: Settings,
+    merged: Merged,
+    source: _sysstore.Source,
+    *,
+    runtime_dir: Path,
+    own: Sequence[Path],
+    env: Mapping[str, str],
+    euid: int,
+    pristine: Path | None,
+    candidates: Sequence[Path] | None,
+) -> TrustResult:
     bundle_pem = merged.pem
     bundle = runtime_dir / BUNDLE_NAME
     written: list[Path] = []
@@ -507,7 +547,6 @@ def apply(
         written.append(bundle)
     warnings = [*file_warnings(merged.files), *java_warnings]
     system_updated = False
-    euid = os.geteuid() if euid is None else euid
     if euid == 0 and settings.trust.system_store == "auto":
         update = _sysstore.update(
             bundle_pem,

@@ -409,3 +409,31 @@ def test_an_unlistable_ca_directory_is_a_permission_error() -> None:
         assert "Traceback" not in done.stderr
     finally:
         subprocess.run(["rm", "-rf", str(root)], check=False)
+
+
+def test_a_full_runtime_dir_is_77_naming_it(box: Box, unshare: list[str]) -> None:
+    """A tiny tmpfs that cannot hold the outputs: one line, no traceback."""
+    (box.ca_d / "corp.pem").write_bytes(pem(CA1))
+    script = f"""
+import sys
+from pathlib import Path
+from corpnet import config, trust
+from corpnet.errors import CorpnetError
+try:
+    trust.apply(
+        config.load({{"CORPNET_CONFIG_DIR": {str(box.config)!r}}}),
+        runtime_dir=Path({str(box.runtime)!r}),
+        env={{"PATH": "/nonexistent"}},
+        candidates=(),
+    )
+except CorpnetError as e:
+    print(int(e.exit_code), e)
+"""
+    mount = f'mount -t tmpfs -o size=4k tmpfs {box.runtime} && exec {sys.executable} -c "$0"'
+    done = subprocess.run(
+        [*unshare, "sh", "-c", mount, script], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("77 cannot write "), done.stdout
+    assert "No space left on device" in done.stdout
+    assert "CORPNET_RUNTIME_DIR" in done.stdout
