@@ -63,7 +63,8 @@ class DoctorResult:
                 lines.append(f"{section}:")
             lines.append(f"  {_MARK[f.level]}  {f.message}")
         if self.report is not None:
-            lines.append("reachability:")
+            if section != "reachability":
+                lines.append("reachability:")
             lines.extend("  " + line for line in _reach_report.table(self.report).splitlines())
             lines.append("  " + _reach_report.summary_line(self.report))
         lines.append("corpnet doctor: " + ("all good" if self.ok else "problems found (see above)"))
@@ -100,7 +101,15 @@ def run(env: Mapping[str, str], *, timeout: float | None = None) -> DoctorResult
     with contextlib.ExitStack() as stack:
         identity = _identity(settings, roots, result, stack)
         route = _proxy(settings, roots, result)
-        if route is not None:
+        if route is None:
+            result.add("reachability", "info", "not probed: fix the proxy configuration first")
+        else:
+            if roots is None:
+                result.add(
+                    "reachability",
+                    "info",
+                    "probing with the default trust store: the merged bundle could not be built",
+                )
             _reach(settings, route, roots, identity, result, timeout)
     return result
 

@@ -172,6 +172,9 @@ class ScriptedProxy:
     challenge: tuple[str, ...] = ("Basic realm=corp",)
     tls: trustme.LeafCert | None = None
     requests: list[str] = field(default_factory=list)
+    # What a plain proxy does with a TLS ClientHello: Squid answers 400 at once,
+    # proxy.py waits for the rest of a "request" that never comes.
+    hang_on_tls: bool = False
 
     def handler(self, conn: socket.socket) -> None:
         conn.settimeout(10)
@@ -184,6 +187,13 @@ class ScriptedProxy:
             self._serve(tls)
 
     def _serve(self, conn: socket.socket) -> None:
+        if not isinstance(conn, ssl.SSLSocket) and conn.recv(1, socket.MSG_PEEK) == b"\x16":
+            # A TLS handshake record, not an HTTP request.
+            if self.hang_on_tls:
+                silent(conn)
+            else:
+                conn.sendall(b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n")
+            return
         head = _read_head(conn).decode("latin-1")
         request_line, *lines = head.split("\r\n")
         method, target, _ = request_line.split(" ", 2)

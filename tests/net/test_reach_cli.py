@@ -305,3 +305,11 @@ def test_wait_through_ntlm_only_squid(corpnet: CorpnetCli, base_env) -> None:  #
         result.err
     )
     assert "cntlm" in result.err
+
+
+def test_doctor_without_a_usable_proxy_configuration(corpnet: CorpnetCli, doctor_env) -> None:  # type: ignore[no-untyped-def]
+    env = {**doctor_env, "HTTPS_PROXY": "socks5://127.0.0.1:1080"}
+    result = corpnet("doctor", env=env)
+    assert result.code == 1
+    assert "proxy:\n  FAIL  " in result.out
+    assert "reachability:\n  note  not probed: fix the proxy configuration first" in result.out

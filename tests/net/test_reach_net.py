@@ -296,13 +296,14 @@ def test_https_proxy_tls_in_tls(ca, leaf, serve) -> None:  # type: ignore[no-unt
 
 
 def test_https_scheme_for_a_plain_proxy(ca: trustme.CA, serve) -> None:  # type: ignore[no-untyped-def]
-    proxy = serve(ScriptedProxy().handler)
-    url = ProxyURL("https", "127.0.0.1", proxy.port)
-    r = only(report := run(ca, [Target("api.corp.test", 443)], route=via(url)))
-    assert report.exit_code == ExitCode.CONFIG
-    assert "does not speak TLS" in line(r) and "write http:// in HTTPS_PROXY" in line(r)
-    problem = reach.proxy_speaks_tls(url, ca_pem=ca.cert_pem.bytes())
-    assert problem is not None and problem.kind == "proxy-not-tls"
+    for hang in (False, True):  # Squid answers 400 to a ClientHello; proxy.py waits
+        proxy = serve(ScriptedProxy(hang_on_tls=hang).handler)
+        url = ProxyURL("https", "127.0.0.1", proxy.port)
+        r = only(report := run(ca, [Target("api.corp.test", 443)], route=via(url)))
+        assert report.exit_code == ExitCode.CONFIG, line(r)
+        assert "does not speak TLS" in line(r) and "write http:// in HTTPS_PROXY" in line(r)
+        problem = reach.proxy_speaks_tls(url, ca_pem=ca.cert_pem.bytes(), timeout=1.0)
+        assert problem is not None and problem.kind == "proxy-not-tls"
 
 
 def test_http_scheme_for_a_tls_proxy(ca, leaf, serve) -> None:  # type: ignore[no-untyped-def]
