@@ -95,6 +95,7 @@ def split(data: bytes) -> Split:
             # Stop reading: nothing from this file may reach a bundle.
             result.private_key = label.decode("ascii", "replace")
             result.ders.clear()
+            result.pems.clear()
             return result
         body_end = block.find(b"-----END " + label + _DASHES, label_end)
         if body_end < 0:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
@@ -296,3 +297,25 @@ def test_file_warnings_are_one_line_per_file_and_capped() -> None:
     assert line.startswith("leaves.pem: certificate 'Leaf 0' is not a CA")
     assert line.count("is not a CA") == 3
     assert line.endswith("and 2 more (`corpnet trust --json` lists them)")
+
+
+def test_split_drops_every_certificate_of_a_file_with_a_key() -> None:
+    from corpnet import _pem
+
+    split = _pem.split(pem(CORP_A) + private_key_pem() + pem(CORP_B))
+    assert split.private_key == "PRIVATE KEY"
+    assert split.ders == []
+    assert split.pems == []
+
+
+def test_canonical_input_blocks_are_reused_and_others_rewritten() -> None:
+    from corpnet import _pem
+
+    canonical = pem(CORP_A)
+    assert _pem.split(canonical).pems == [canonical]
+    wrapped76 = (
+        b"-----BEGIN CERTIFICATE-----\n"
+        + base64.encodebytes(der(CORP_A))  # 76 columns, as MIME tools write
+        + b"-----END CERTIFICATE-----\n"
+    )
+    assert _pem.split(wrapped76).pems == [canonical]
