@@ -122,9 +122,7 @@ class Reporter:
         )
 
     def finished(self, result: HostResult) -> None:
-        level = "info" if result.ok or not result.target.required else "warning"
-        if not result.ok and not result.target.required:
-            level = "warning"
+        level = "info" if result.ok else "warning"
         self._write(
             level,
             describe(result),

@@ -2,7 +2,9 @@
 
 A container runtime sends SIGTERM on ``docker stop``; a user presses Ctrl-C.
 Either must end the wait at once with its conventional code (128 + signal) and
-one line, not a Python traceback.
+one line, not a Python traceback. As PID 1 in a container the kernel ignores a
+signal that has no handler, so without these ``docker stop`` would wait out
+its grace period and then kill.
 """
 
 from __future__ import annotations
