@@ -23,11 +23,14 @@ def _remove_tree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def write(link: Path, pems: Sequence[bytes], names: Callable[[], list[str]], bundle: bytes) -> bool:
+def write(
+    link: Path, pems: Sequence[bytes], names: Callable[[], Sequence[str | None]], bundle: bytes
+) -> bool:
     """Make ``link`` a hashed directory of ``pems``; return False when already current.
 
-    ``names`` computes the ``HHHHHHHH.N`` file names; it is only called when the
-    directory must be (re)built, since hashing every subject is the costly part.
+    ``names`` computes the ``HHHHHHHH.N`` file names (None: leave that one out);
+    it is only called when the directory must be (re)built, since hashing every
+    subject is the costly part.
     """
     parent = link.parent
     name = f".{link.name}-{hashlib.sha256(bundle).hexdigest()[:16]}"
@@ -41,20 +44,7 @@ def write(link: Path, pems: Sequence[bytes], names: Callable[[], list[str]], bun
     old_umask = os.umask(0o022)  # certificates are public: 0644, whatever the caller's umask
     try:
         staging.mkdir(0o755)
-        # os.open relative to the directory, then os.write: with a thousand files,
-        # pathlib's and io's per-file costs and the path lookups show.
-        directory = os.open(staging, os.O_RDONLY | os.O_DIRECTORY)
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
-        try:
-            for file_name, pem in zip(names(), pems, strict=True):
-                fd = os.open(file_name, flags, 0o644, dir_fd=directory)
-                try:
-                    if os.write(fd, pem) != len(pem):  # regular files: only when the disk is full
-                        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), file_name)
-                finally:
-                    os.close(fd)
-        finally:
-            os.close(directory)
+        _fill(staging, names(), pems)
         if target.exists():  # left by a run that died before the swap
             _remove_tree(target)
         staging.rename(target)
@@ -63,6 +53,32 @@ def write(link: Path, pems: Sequence[bytes], names: Callable[[], list[str]], bun
         raise
     finally:
         os.umask(old_umask)
+    _swap(link, name)
+    return True
+
+
+def _fill(directory: Path, names: Sequence[str | None], pems: Sequence[bytes]) -> None:
+    # os.open relative to the directory, then os.write: with a thousand files,
+    # pathlib's and io's per-file costs and the path lookups show.
+    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+    try:
+        for file_name, pem in zip(names, pems, strict=True):
+            if file_name is None:  # a certificate without a usable subject hash
+                continue
+            fd = os.open(file_name, flags, 0o644, dir_fd=dir_fd)
+            try:
+                if os.write(fd, pem) != len(pem):  # regular files: only when the disk is full
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), file_name)
+            finally:
+                os.close(fd)
+    finally:
+        os.close(dir_fd)
+
+
+def _swap(link: Path, name: str) -> None:
+    """Point ``link`` at ``name`` in one rename, then drop the directories it replaced."""
+    parent = link.parent
     swap = parent / f".{link.name}-link.{os.getpid()}"
     with contextlib.suppress(FileNotFoundError):
         swap.unlink()
@@ -72,10 +88,6 @@ def write(link: Path, pems: Sequence[bytes], names: Callable[[], list[str]], bun
     swap.replace(link)
     prefix = f".{link.name}-"
     for entry in os.scandir(parent):
-        if (
-            entry.name.startswith(prefix)
-            and entry.name != name
-            and entry.is_dir(follow_symlinks=False)
-        ):
+        stale = entry.name.startswith(prefix) and entry.name != name
+        if stale and entry.is_dir(follow_symlinks=False):
             _remove_tree(Path(entry.path))
-    return True

@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import re
 
-from corpnet._der import DerError, check_name_tag, element, span
+from corpnet._der import DerError, check_name_tag, element, span, truncation_is_der_error
 
 # asn1_string_canon's ASN1_MASK_CANON, tag -> how ASN1_STRING_to_UTF8 decodes it
 # (one byte per character for the 8-bit types, as OpenSSL does).
@@ -53,15 +53,9 @@ def _tlv(tag: int, content: bytes) -> bytes:
     return bytes((tag, 0x80 | len(size))) + size + content
 
 
+@truncation_is_der_error
 def subject_der(cert_der: bytes) -> bytes:
     """The DER of a certificate's subject Name (the TBSCertificate's 6th field)."""
-    try:
-        return _subject_der(cert_der)
-    except IndexError as e:
-        raise DerError("truncated DER") from e
-
-
-def _subject_der(cert_der: bytes) -> bytes:
     end = len(cert_der)
     start, stop = span(cert_der, 0, end, 0x30)
     pos, tbs_end = span(cert_der, start, stop, 0x30)
@@ -72,15 +66,9 @@ def _subject_der(cert_der: bytes) -> bytes:
     return cert_der[pos : element(cert_der, pos, tbs_end)[2]]
 
 
+@truncation_is_der_error
 def canonical_name(name: bytes) -> bytes:
     """OpenSSL's canonical encoding of a DER Name (what ``X509_NAME_hash`` digests)."""
-    try:
-        return _canonical_name(name)
-    except IndexError as e:
-        raise DerError("truncated DER") from e
-
-
-def _canonical_name(name: bytes) -> bytes:
     out: list[bytes] = []
     pos, end = span(name, 0, len(name), 0x30)
     while pos < end:  # each RelativeDistinguishedName (a SET)

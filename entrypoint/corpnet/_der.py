@@ -15,7 +15,11 @@ truststore.
 from __future__ import annotations
 
 import datetime as dt
-from typing import NamedTuple
+import functools
+from collections.abc import Callable
+from typing import NamedTuple, TypeVar
+
+T = TypeVar("T")
 
 
 class DerError(ValueError):
@@ -64,6 +68,19 @@ def _long_form(data: bytes, pos: int, n: int) -> tuple[int, int]:
         raise DerError(f"malformed DER length at offset {pos}")
     start = pos + 2 + size
     return start, start + int.from_bytes(data[pos + 2 : start], "big")
+
+
+def truncation_is_der_error(function: Callable[[bytes], T]) -> Callable[[bytes], T]:
+    """Report the IndexError of a walk that ran off the end as the DerError it is."""
+
+    @functools.wraps(function)
+    def wrapper(data: bytes) -> T:
+        try:
+            return function(data)
+        except IndexError as e:
+            raise DerError("truncated DER") from e
+
+    return wrapper
 
 
 def tlv(data: bytes, pos: int, end: int) -> tuple[int, int, int]:
@@ -124,19 +141,13 @@ def _time(data: bytes, pos: int, end: int) -> tuple[str, int]:
     return text, stop
 
 
+@truncation_is_der_error
 def read(der: bytes) -> Certificate:
     """Check the structure of a DER certificate and return its outline.
 
     Raises:
         DerError: the bytes are not one well-formed certificate.
     """
-    try:
-        return _read(der)
-    except IndexError as e:
-        raise DerError("truncated DER") from e
-
-
-def _read(der: bytes) -> Certificate:
     end = len(der)
     start, stop = span(der, 0, end, _SEQ)
     if stop != end:

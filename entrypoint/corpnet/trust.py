@@ -332,21 +332,30 @@ def _refuse(
     return FileReport(item.path, item.source, found=found, refused=reason), [], error
 
 
-def hashed_names(ders: Sequence[bytes], known: Sequence[str | None] | None = None) -> list[str]:
+def hashed_names(
+    ders: Sequence[bytes], known: Sequence[str | None] | None = None
+) -> list[str | None]:
     """``HHHHHHHH.N`` file names for an OpenSSL hashed directory, in bundle order.
 
     Subjects that hash alike (the same CA renewed, or a real collision) get
     ``.0``, ``.1``, ... as ``openssl rehash`` does; OpenSSL tries each in turn.
-    ``known`` holds hashes already computed (None where not).
+    ``known`` holds hashes already computed (None where not). A system
+    certificate whose subject cannot be hashed gets None: it stays in the
+    bundle and is left out of the directory (corporate ones were checked).
     """
     from corpnet._certhash import subject_hash
+    from corpnet._der import DerError
 
     counts: dict[str, int] = {}
-    names = []
+    names: list[str | None] = []
     for i, der in enumerate(ders):
         h = known[i] if known is not None else None
         if h is None:
-            h = subject_hash(der)
+            try:
+                h = subject_hash(der)
+            except DerError:
+                names.append(None)
+                continue
         n = counts.get(h, 0)
         counts[h] = n + 1
         names.append(f"{h}.{n}")
@@ -515,9 +524,9 @@ def _write(
     except OSError:
         unchanged = False
     cert_dir = runtime_dir / CERT_DIR_NAME
-    names: list[str] = []
+    names: list[str | None] = []
 
-    def file_names() -> list[str]:  # hashing every subject is the costly part: once, lazily
+    def file_names() -> list[str | None]:  # hashing every subject is costly: once, lazily
         if not names:
             names.extend(hashed_names(merged.ders, merged.subject_hashes))
         return names
@@ -535,7 +544,8 @@ def _write(
         # Written before the bundle: an unchanged bundle then proves the store is
         # current (the PKCS#12 MAC salt is random, so regenerating would differ).
         if not (unchanged and truststore.is_file()):
-            store, skipped = _javastore.truststore(merged.ders, file_names())
+            aliases = [name or f"corpnet-{i}" for i, name in enumerate(file_names())]
+            store, skipped = _javastore.truststore(merged.ders, aliases)
             files.write_atomic(truststore, store)
             written.append(truststore)
             java_warnings += [

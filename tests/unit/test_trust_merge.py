@@ -319,3 +319,11 @@ def test_canonical_input_blocks_are_reused_and_others_rewritten() -> None:
         + b"-----END CERTIFICATE-----\n"
     )
     assert _pem.split(wrapped76).pems == [canonical]
+
+
+def test_a_system_certificate_that_cannot_be_hashed_is_left_out_of_the_dir() -> None:
+    """It stays in the bundle (the system's own), only the hashed directory skips it."""
+    names = trust.hashed_names([der(CORP_A), b"\x30\x03\x02\x01\x00", der(CORP_B)])
+    assert names[1] is None
+    assert names[0] is not None
+    assert names[2] is not None
