@@ -1,25 +1,43 @@
-"""A PKCS#12 truststore of the merged bundle, for JVMs.
+"""A PKCS#12 truststore of the merged bundle, for JVMs, written in plain DER.
 
 ``-Djavax.net.ssl.trustStore`` *replaces* the JDK's ``cacerts``, so the store
 holds the whole merged bundle (system + corporate), never the corporate CAs
 alone. Java reads a certificate bag of a PKCS#12 store as a trust anchor only
 when it carries Oracle's "trusted key usage" attribute
-(2.16.840.1.113894.746875.1.1); cryptography's ``serialize_java_truststore``
-(cryptography >= 45) writes exactly that, in milliseconds, where ``keytool
--importcert`` runs a JVM per certificate (minutes for a thousand; see
-adoptium/containers#612).
+(2.16.840.1.113894.746875.1.1, what ``keytool -importcert`` writes), so every
+bag has it, with anyExtendedKeyUsage as its value.
 
-A truststore holds no secret; the password is the JDK's well-known default.
+The structure (RFC 7292) is small enough to write directly: unencrypted
+certificate bags (nothing in a truststore is secret) and an HMAC-SHA256
+integrity MAC with the JDK's well-known ``changeit`` password. That costs a
+few milliseconds, where ``keytool -importcert`` runs a JVM per certificate
+(minutes for a thousand, adoptium/containers#612) and cryptography's
+``serialize_java_truststore`` first costs ~50 ms of imports. The salt is
+derived from the content, so the same bundle gives a byte-identical store and
+a restart rewrites nothing. ``tests/net/test_trust_clients.py`` proves a real
+JVM trusts it; the unit tests read it back with OpenSSL and cryptography.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 # The JDK's default for cacerts: a truststore holds nothing secret.
 TRUSTSTORE_PASSWORD = "changeit"  # noqa: S105
+MAC_ITERATIONS = 2048  # OpenSSL's and cryptography's default for the PKCS#12 MAC
+
+_DATA = bytes.fromhex("06092a864886f70d010701")  # 1.2.840.113549.1.7.1 data
+_CERT_BAG = bytes.fromhex("060b2a864886f70d010c0a0103")  # 1.2.840.113549.1.12.10.1.3
+_X509_CERT = bytes.fromhex("060a2a864886f70d01091601")  # 1.2.840.113549.1.9.22.1
+_FRIENDLY_NAME = bytes.fromhex("06092a864886f70d010914")  # 1.2.840.113549.1.9.20
+_TRUSTED_KEY_USAGE = bytes.fromhex("060c6086480186f966adca7b0101")  # 2.16.840.1.113894.746875.1.1
+_ANY_EXTENDED_KEY_USAGE = bytes.fromhex("0604551d2500")  # 2.5.29.37.0
+_SHA256 = bytes.fromhex("0609608648016503040201")  # 2.16.840.1.101.3.4.2.1
+_NULL = b"\x05\x00"
 
 
 def jvm_present(env: Mapping[str, str]) -> bool:
@@ -30,34 +48,69 @@ def jvm_present(env: Mapping[str, str]) -> bool:
     return shutil.which("java", path=env.get("PATH")) is not None
 
 
-def truststore(ders: Sequence[bytes], aliases: Sequence[str]) -> tuple[bytes, list[str]]:
-    """Serialise ``ders`` as a PKCS#12 truststore, one trusted certificate per alias.
+def _tlv(tag: int, content: bytes) -> bytes:
+    n = len(content)
+    if n < 0x80:
+        return bytes((tag, n)) + content
+    size = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes((tag, 0x80 | len(size))) + size + content
 
-    Returns the store and the aliases cryptography could not load (left out).
-    """
-    import warnings
 
-    # Imported here: a container without a JVM never pays for the PKCS#12 code.
-    from cryptography import x509
-    from cryptography.hazmat.primitives.serialization import BestAvailableEncryption, pkcs12
+def _seq(*parts: bytes) -> bytes:
+    return _tlv(0x30, b"".join(parts))
 
-    bags = []
-    skipped = []
-    with warnings.catch_warnings():
-        # Some distribution roots have a non-positive serial: cryptography warns
-        # (and may one day refuse); OpenSSL and Java accept them.
-        warnings.simplefilter("ignore")
-        for der, alias in zip(ders, aliases, strict=True):
-            try:
-                cert = x509.load_der_x509_certificate(der)
-            except ValueError:
-                skipped.append(alias)
-                continue
-            bags.append(pkcs12.PKCS12Certificate(cert, alias.encode()))
-    store = pkcs12.serialize_java_truststore(
-        bags, BestAvailableEncryption(TRUSTSTORE_PASSWORD.encode())
+
+def _set(*parts: bytes) -> bytes:
+    return _tlv(0x31, b"".join(sorted(parts)))  # DER SET OF order
+
+
+def _explicit0(content: bytes) -> bytes:
+    return _tlv(0xA0, content)
+
+
+def _octets(content: bytes) -> bytes:
+    return _tlv(0x04, content)
+
+
+def _data(content: bytes) -> bytes:
+    """A ContentInfo of type data."""
+    return _seq(_DATA, _explicit0(_octets(content)))
+
+
+_TRUSTED_ATTRIBUTE = _seq(_TRUSTED_KEY_USAGE, _set(_ANY_EXTENDED_KEY_USAGE))
+
+
+def _cert_bag(der: bytes, alias: str) -> bytes:
+    name = _seq(_FRIENDLY_NAME, _set(_tlv(0x1E, alias.encode("utf-16-be"))))  # BMPString
+    cert_bag = _seq(_X509_CERT, _explicit0(_octets(der)))
+    return _seq(_CERT_BAG, _explicit0(cert_bag), _set(name, _TRUSTED_ATTRIBUTE))
+
+
+def _mac_key(password: str, salt: bytes, iterations: int) -> bytes:
+    """The RFC 7292 appendix B key (ID 3, MAC) for HMAC-SHA256: one 32-byte block."""
+    v = 64  # SHA-256 block size
+    secret = (password + "\0").encode("utf-16-be")
+    salt_part = (salt * (v // len(salt) + 1))[: v * -(-len(salt) // v)]
+    secret_part = (secret * (v // len(secret) + 1))[: v * -(-len(secret) // v)]
+    digest = hashlib.sha256(bytes([3]) * v + salt_part + secret_part).digest()
+    for _ in range(iterations - 1):
+        digest = hashlib.sha256(digest).digest()
+    return digest
+
+
+def truststore(ders: Sequence[bytes], aliases: Sequence[str]) -> bytes:
+    """Serialise ``ders`` as a PKCS#12 truststore, one trusted certificate per alias."""
+    bags = [_cert_bag(der, alias) for der, alias in zip(ders, aliases, strict=True)]
+    authenticated_safe = _seq(_data(_seq(*bags)))
+    salt = hashlib.sha256(b"corpnet truststore salt" + authenticated_safe).digest()[:16]
+    key = _mac_key(TRUSTSTORE_PASSWORD, salt, MAC_ITERATIONS)
+    mac = hmac.new(key, authenticated_safe, hashlib.sha256).digest()
+    mac_data = _seq(
+        _seq(_seq(_SHA256, _NULL), _octets(mac)),
+        _octets(salt),
+        _tlv(0x02, MAC_ITERATIONS.to_bytes(2, "big")),
     )
-    return store, skipped
+    return _seq(_tlv(0x02, b"\x03"), _data(authenticated_safe), mac_data)
 
 
 def java_options(path: Path) -> tuple[str, ...]:

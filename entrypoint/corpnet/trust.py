@@ -536,26 +536,19 @@ def _write(
     if _certdir.write(cert_dir, merged.pems, file_names, bundle_pem):
         written.append(cert_dir)
     truststore: Path | None = None
-    java_warnings: list[str] = []
     from corpnet import _javastore
 
     if _javastore.jvm_present(env):
         truststore = runtime_dir / TRUSTSTORE_NAME
         # Written before the bundle: an unchanged bundle then proves the store is
-        # current (the PKCS#12 MAC salt is random, so regenerating would differ).
+        # current, and a restart skips building it.
         if not (unchanged and truststore.is_file()):
             aliases = [name or f"corpnet-{i}" for i, name in enumerate(file_names())]
-            store, skipped = _javastore.truststore(merged.ders, aliases)
-            files.write_atomic(truststore, store)
-            written.append(truststore)
-            java_warnings += [
-                f"{truststore}: left out certificate {alias} (cryptography cannot read it); "
-                "JVMs will not trust it"
-                for alias in skipped
-            ]
+            if files.write_atomic(truststore, _javastore.truststore(merged.ders, aliases)):
+                written.append(truststore)
     if files.write_atomic(bundle, bundle_pem):
         written.append(bundle)
-    warnings = [*file_warnings(merged.files), *java_warnings]
+    warnings = file_warnings(merged.files)
     system_updated = False
     if euid == 0 and settings.trust.system_store == "auto":
         update = _sysstore.update(

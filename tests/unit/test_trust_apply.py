@@ -437,3 +437,26 @@ except CorpnetError as e:
     assert done.stdout.startswith("77 cannot write "), done.stdout
     assert "No space left on device" in done.stdout
     assert "CORPNET_RUNTIME_DIR" in done.stdout
+
+
+def test_truststore_is_deterministic_and_its_mac_verifies(box: Box, tmp_path: Path) -> None:
+    from corpnet import _javastore
+
+    ders = [*map(der, SYSTEM), der(CA1)]
+    store = _javastore.truststore(ders, ["a", "b", "c", "d"])
+    assert store == _javastore.truststore(ders, ["a", "b", "c", "d"])  # restarts: byte-identical
+    path = tmp_path / "store.p12"
+    path.write_bytes(store)
+
+    def openssl(password: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["openssl", "pkcs12", "-in", str(path), "-nokeys", "-info", "-passin",
+             f"pass:{password}"],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+
+    good = openssl("changeit")
+    assert good.returncode == 0, good.stderr
+    assert good.stdout.count("BEGIN CERTIFICATE") == 4
+    assert "2.16.840.1.113894.746875.1.1" in good.stdout + good.stderr  # Java's trust marker
+    assert openssl("wrong").returncode != 0  # the MAC is checked
