@@ -152,7 +152,7 @@ class Pki:
         # The agent's mounts: the corporate CA, the client certificate and key.
         self.ca_dir("ca.d", self.corp_ca)
         self.ca_dir("inspector-ca.d", self.inspector_ca)
-        self.client_dir("client", self.client_ca.issue_cert("agent@corp.test"))
+        self.client_dir("client", self.client_leaf("agent@corp.test"))
         # A pair whose key belongs to another certificate.
         mismatched = self.client_dir("client-mismatched", self.client_ca.issue_cert("a@corp.test"))
         self.client_ca.issue_cert("b@corp.test").private_key_pem.write_to_path(
@@ -166,6 +166,10 @@ class Pki:
         self.corp_ca.cert_pem.write_to_path(str(insp / "upstream-ca.pem"))
         for p in [api, insp, *api.iterdir(), *insp.iterdir()]:
             p.chmod(0o755 if p.is_dir() else 0o644)
+
+    def client_leaf(self, name: str) -> trustme.LeafCert:
+        """A client certificate whose subject names ``name`` (nginx shows the subject DN)."""
+        return self.client_ca.issue_cert(name, common_name=name)
 
     def ca_dir(self, name: str, ca: trustme.CA) -> Path:
         d = self.root / name
@@ -189,6 +193,7 @@ class Pki:
 
 def make_repo(root: Path) -> tuple[Path, str]:
     """A bare git repository served over git's dumb HTTP protocol; returns (path, HEAD)."""
+    root.mkdir(parents=True, exist_ok=True)
     work = root / "work"
     env = {
         **host_env(),

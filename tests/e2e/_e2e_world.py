@@ -40,25 +40,27 @@ class World:
             "E2E_REPO": f"https://{API_HOST}/repo.git",
         }
 
-    def base_volumes(self) -> dict[str, dict[str, str]]:
+    def base_volumes(self) -> dict[str, str]:
+        """Container path -> host path of the default read-only mounts."""
         return {
-            str(self.root / "ca.d"): {"bind": "/etc/corpnet/ca.d", "mode": "ro"},
-            str(self.root / "client"): {"bind": "/etc/corpnet/client", "mode": "ro"},
-            str(self.root / "secrets"): {"bind": "/run/secrets", "mode": "ro"},
+            "/etc/corpnet/ca.d": str(self.root / "ca.d"),
+            "/etc/corpnet/client": str(self.root / "client"),
+            "/run/secrets": str(self.root / "secrets"),
         }
 
     def create_agent(
         self,
         *,
         env: Mapping[str, str | None] | None = None,
-        volumes: Mapping[str, dict[str, str] | None] | None = None,
+        volumes: Mapping[str, str | None] | None = None,
         command: list[str] | None = None,
         image: str | None = None,
         **kwargs: Any,
     ) -> Any:
         """A created (not started) agent container on the front network.
 
-        ``env``/``volumes`` entries are laid over the defaults; None removes one.
+        ``env`` and ``volumes`` (container path -> host path, mounted read-only)
+        are laid over the defaults; None removes an entry.
         """
         merged_env = {**self.base_env(), **(env or {})}
         merged_vol = {**self.base_volumes(), **(volumes or {})}
@@ -66,7 +68,9 @@ class World:
             image or self.images["agent"],
             command=command if command is not None else ["/opt/e2e/check.sh"],
             environment={k: v for k, v in merged_env.items() if v is not None},
-            volumes={k: v for k, v in merged_vol.items() if v is not None},
+            volumes={
+                host: {"bind": path, "mode": "ro"} for path, host in merged_vol.items() if host
+            },
             network=self.front.name,
             labels=self.tracker.labels,
             **kwargs,

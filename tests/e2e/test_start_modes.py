@@ -101,7 +101,7 @@ def test_kubernetes_secret_volume_swapped_between_starts(world: World, tmp_path:
     client_dir, ca_dir = tmp_path / "client", tmp_path / "ca"
 
     def client_files(name: str) -> dict[str, bytes]:
-        leaf = world.pki.client_ca.issue_cert(name)
+        leaf = world.pki.client_leaf(name)
         return {"tls.crt": leaf.cert_chain_pems[0].bytes(), "tls.key": leaf.private_key_pem.bytes()}
 
     _k8s_secret_dir(client_dir, client_files("first@corp.test"), gid)
@@ -110,8 +110,8 @@ def test_kubernetes_secret_volume_swapped_between_starts(world: World, tmp_path:
         d.chmod(0o755)
     container = world.create_agent(
         volumes={
-            str(client_dir): {"bind": "/etc/corpnet/client", "mode": "ro"},
-            str(ca_dir): {"bind": "/etc/corpnet/ca.d", "mode": "ro"},
+            "/etc/corpnet/client": str(client_dir),
+            "/etc/corpnet/ca.d": str(ca_dir),
         },
         group_add=[str(gid)],
     )
@@ -204,8 +204,8 @@ def test_tls_inspecting_proxy(world: World) -> None:
             "E2E_TOOLS": "curl urllib requests node",
         },
         volumes={
-            str(world.root / "inspector-ca.d"): {"bind": "/etc/corpnet/ca.d", "mode": "ro"},
-            str(world.root / "client"): None,
+            "/etc/corpnet/ca.d": str(world.root / "inspector-ca.d"),
+            "/etc/corpnet/client": None,
         },
     )
     assert result.code == 0, str(result)

@@ -28,7 +28,7 @@ req.on('connect', (res, socket) => {
   }
   let data = '';
   const conn = tls.connect(options, () => {
-    conn.write(`GET ${target.pathname} HTTP/1.1\r\nHost: ${target.hostname}\r\nConnection: close\r\n\r\n`);
+    conn.write(`GET ${target.pathname} HTTP/1.1\r\nHost: ${target.host}\r\nConnection: close\r\n\r\n`);
   });
   conn.on('data', (chunk) => { data += chunk; });
   conn.on('end', () => {
