@@ -15,6 +15,7 @@ run as root on a real host) point them at temporary files.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -70,14 +71,42 @@ def find_source(
     """
     if explicit is not None:
         return Source(explicit, "CORPNET_SYSTEM_BUNDLE")
-    if pristine.is_file():
+    system = next((p for p in candidates if p.is_file() and not _inside(p, own_dirs)), None)
+    if pristine.is_file() and not (system is not None and changed_behind_us(system, pristine)):
         return Source(pristine, "pristine copy")
-    for path in candidates:
-        if path.is_file() and not _inside(path, own_dirs):
-            return Source(path, "system")
+    if system is not None:
+        return Source(system, "system")
     import certifi  # only when the image has no CA package at all
 
     return Source(Path(certifi.where()), "certifi")
+
+
+def _marker(pristine: Path) -> Path:
+    """Where the SHA-256s of the bundles corpnet last wrote to /etc are kept."""
+    return pristine.with_name(pristine.name + ".written")
+
+
+def _written(pristine: Path) -> list[str]:
+    try:
+        return _marker(pristine).read_text().split()
+    except OSError:
+        return []
+
+
+def changed_behind_us(system: Path, pristine: Path) -> bool:
+    """Did something else rewrite ``system`` since corpnet last did?
+
+    A package update (``apt-get upgrade ca-certificates``) or a derived image's
+    ``update-ca-certificates`` changes the system bundle after the pristine copy
+    was taken; that new content is the new original, or its CAs would be lost.
+    """
+    try:
+        current = system.read_bytes()
+        if current == pristine.read_bytes():
+            return False
+    except OSError:
+        return False
+    return hashlib.sha256(current).hexdigest() not in _written(pristine)
 
 
 class StoreUpdate:
@@ -112,18 +141,23 @@ def update(
             targets.append(real)
     if not targets:
         return result
-    if not pristine.is_file():
-        try:
+    try:
+        if not pristine.is_file() or changed_behind_us(targets[0], pristine):
             pristine.parent.mkdir(parents=True, exist_ok=True)
             files.write_atomic(pristine, targets[0].read_bytes())
-        except OSError as e:
-            # Without the original, a CA removed from the mounts would stay forever.
-            result.warnings.append(
-                f"system store not updated: cannot keep the original bundle at {pristine} "
-                f"({os.strerror(e.errno or 0)}); mount a writable /var/lib/corpnet, or set "
-                "CORPNET_SYSTEM_STORE=off to silence this"
-            )
-            return result
+        # Recorded before /etc changes, keeping the previous one: after a crash in
+        # between, /etc still holds a bundle corpnet knows it wrote, never
+        # mistaken for a new original.
+        recent = [hashlib.sha256(bundle).hexdigest(), *_written(pristine)[:1]]
+        files.write_atomic(_marker(pristine), "\n".join(dict.fromkeys(recent)).encode() + b"\n")
+    except OSError as e:
+        # Without the original, a CA removed from the mounts would stay forever.
+        result.warnings.append(
+            f"system store not updated: cannot keep the original bundle at {pristine} "
+            f"({os.strerror(e.errno or 0)}); mount a writable /var/lib/corpnet, or set "
+            "CORPNET_SYSTEM_STORE=off to silence this"
+        )
+        return result
     for target in targets:
         try:
             files.write_atomic(target, bundle)

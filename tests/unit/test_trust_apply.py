@@ -460,3 +460,37 @@ def test_truststore_is_deterministic_and_its_mac_verifies(box: Box, tmp_path: Pa
     assert good.stdout.count("BEGIN CERTIFICATE") == 4
     assert "2.16.840.1.113894.746875.1.1" in good.stdout + good.stderr  # Java's trust marker
     assert openssl("wrong").returncode != 0  # the MAC is checked
+
+
+def test_a_system_bundle_changed_behind_corpnet_becomes_the_new_original(box: Box) -> None:
+    """A package update or a derived image's update-ca-certificates must not be undone."""
+    (box.ca_d / "corp.pem").write_bytes(pem(CA1))
+    box.apply(euid=0)  # pristine = SYSTEM_PEM, /etc = merged
+    # A restart: /etc holds what corpnet wrote, so the pristine copy stays the source.
+    assert box.apply(euid=0).system_source == box.pristine
+    # Now apt upgrades ca-certificates: /etc gets a new distro bundle with a new root.
+    new_root = make_cert("New Distro Root", serial=99)
+    upgraded = SYSTEM_PEM + pem(new_root)
+    box.etc_bundle.write_bytes(upgraded)
+    result = box.apply(euid=0)
+    assert result.system_source == box.etc_bundle
+    assert box.pristine.read_bytes() == upgraded
+    assert ders_in(box.etc_bundle.read_bytes()) == [*map(der, SYSTEM), der(new_root), der(CA1)]
+    # And removing the corporate CA still restores exactly the upgraded original.
+    (box.ca_d / "corp.pem").unlink()
+    box.apply(euid=0)
+    assert box.etc_bundle.read_bytes() == upgraded
+
+
+def test_a_crash_between_marker_and_etc_keeps_the_original(box: Box) -> None:
+    (box.ca_d / "corp.pem").write_bytes(pem(CA1))
+    box.apply(euid=0)
+    merged_once = box.etc_bundle.read_bytes()
+    # Simulate: the next start recorded its new bundle, then died before writing /etc.
+    (box.ca_d / "corp2.pem").write_bytes(pem(CA2))
+    marker = box.pristine.with_name(box.pristine.name + ".written")
+    new = hashlib.sha256(merged_once + pem(CA2)).hexdigest()
+    marker.write_text(new + "\n" + marker.read_text().split()[0] + "\n")
+    result = box.apply(euid=0)
+    assert result.system_source == box.pristine  # /etc (merged_once) is known as ours
+    assert box.pristine.read_bytes() == SYSTEM_PEM
