@@ -25,12 +25,13 @@ def describe(cert: _der.Certificate) -> str:
     return f"with subject hash {name_hash(cert.subject)}"
 
 
-def _date(generalized: str) -> str:
-    return f"{generalized[:4]}-{generalized[4:6]}-{generalized[6:8]}"
+def _date(generalized: bytes) -> str:
+    text = generalized.decode()
+    return f"{text[:4]}-{text[4:6]}-{text[6:8]}"
 
 
-def warnings(cert: _der.Certificate, now: str) -> list[str]:
-    """What is wrong with ``cert`` as a trust anchor at ``now`` ("YYYYMMDDHHMMSSZ")."""
+def warnings(cert: _der.Certificate, now: bytes) -> list[str]:
+    """What is wrong with ``cert`` as a trust anchor at ``now`` (b"YYYYMMDDHHMMSSZ")."""
     found: list[str] = []
     if now > cert.not_after:
         found.append(

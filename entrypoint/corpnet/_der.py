@@ -117,26 +117,26 @@ class Certificate(NamedTuple):
     """The outline of one certificate."""
 
     subject: bytes  # DER of the subject Name
-    not_before: str  # "YYYYMMDDHHMMSSZ": compares like the time it names
-    not_after: str
+    not_before: bytes  # b"YYYYMMDDHHMMSSZ": compares like the time it names
+    not_after: bytes
     is_ca: bool
     signature: bytes  # the signature algorithm's OID, DER content bytes
     rsa_bits: int | None  # modulus size when the key is RSA
 
 
-def generalized(when: dt.datetime) -> str:
-    """``when`` (aware) as the comparable "YYYYMMDDHHMMSSZ" form."""
-    return when.astimezone(dt.UTC).strftime("%Y%m%d%H%M%SZ")
+def generalized(when: dt.datetime) -> bytes:
+    """``when`` (aware) as the comparable b"YYYYMMDDHHMMSSZ" form."""
+    return when.astimezone(dt.UTC).strftime("%Y%m%d%H%M%SZ").encode()
 
 
-def _time(data: bytes, pos: int, end: int) -> tuple[str, int]:
+def _time(data: bytes, pos: int, end: int) -> tuple[bytes, int]:
     tag, start, stop = element(data, pos, end)
-    text = data[start:stop].decode("ascii", "replace")
+    text = data[start:stop]
     if tag == 0x17 and len(text) == 13:  # UTCTime: RFC 5280 pivots at 1950
-        text = ("19" if text[:2] >= "50" else "20") + text
+        text = (b"19" if text[:2] >= b"50" else b"20") + text
     elif tag != 0x18 or len(text) != 15:
         raise DerError("validity is not a UTCTime or GeneralizedTime")
-    if not (text[:14].isdigit() and text[14] == "Z"):
+    if text[14] != 0x5A or not text[:14].isdigit():  # ...Z
         raise DerError("validity is not a UTC time")
     return text, stop
 

@@ -249,11 +249,11 @@ def merge(
 
 
 def _merge_file(
-    item: InputFile, seen: set[bytes], now: str
+    item: InputFile, seen: set[bytes], now: bytes
 ) -> tuple[FileReport, list[tuple[bytes, bytes, str]], CorpnetError | None]:
     """One file's contribution; ``seen`` is updated only when the file is accepted.
 
-    ``now`` is "YYYYMMDDHHMMSSZ" (see :func:`corpnet._der.generalized`).
+    ``now`` is b"YYYYMMDDHHMMSSZ" (see :func:`corpnet._der.generalized`).
     """
     from corpnet import _certcheck
     from corpnet._certhash import name_hash
