@@ -158,7 +158,13 @@ def _runs(
     """Alternate the tools run by run, so a load spike hits both alike."""
     config = work / "config"
     hooks = work / "hooks"
-    samples: dict[str, list[Sample]] = {"uca": [], "corpnet": [], "restart": [], "jvm": []}
+    samples: dict[str, list[Sample]] = {
+        "uca": [],
+        "corpnet": [],
+        "restart": [],
+        "jvm": [],
+        "floor": [],
+    }
     for run in range(runs):
         out = work / f"run{run}"
         out.mkdir()
@@ -172,6 +178,8 @@ def _runs(
             "--hooksdir", str(hooks),
         ]  # fmt: skip
         samples["uca"].append(timed(uca_argv, None))
+        # Python plus the CLI's imports: what every corpnet command pays before working.
+        samples["floor"].append(timed([str(CORPNET), "--version"], base_env))
         env = {**base_env, "CORPNET_RUNTIME_DIR": str(out / "corpnet")}
         samples["corpnet"].append(timed([str(CORPNET), "trust"], env))
         # A container restart with a persistent runtime dir: nothing to rewrite.
@@ -204,6 +212,10 @@ def _report(args: argparse.Namespace, n_system: int, samples: dict[str, list[Sam
     print(
         f"corpnet trust               median {corp * 1000:7.1f} ms   cpu {corp_cpu * 1000:7.1f} ms"
         f"   peak RSS {peak_mb:.1f} MB"
+    )
+    floor = _median(samples["floor"], "wall")
+    print(
+        f"corpnet --version           median {floor * 1000:7.1f} ms   (interpreter + CLI imports)"
     )
     restart = _median(samples["restart"], "wall")
     print(f"corpnet trust, restart      median {restart * 1000:7.1f} ms   (nothing rewritten)")
