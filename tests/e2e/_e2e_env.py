@@ -184,8 +184,11 @@ class Pki:
         d.mkdir()
         leaf.cert_chain_pems[0].write_to_path(str(d / "tls.crt"))
         leaf.private_key_pem.write_to_path(str(d / "tls.key"))
+        # The issuing CA beside them, as in a kubernetes.io/tls secret with ca.crt.
+        self.client_ca.cert_pem.write_to_path(str(d / "ca.crt"))
         d.chmod(0o755)
         (d / "tls.crt").chmod(0o644)
+        (d / "ca.crt").chmod(0o644)
         (d / "tls.key").chmod(0o600)
         os.chown(d / "tls.key", uid, uid)
         return d

@@ -102,7 +102,11 @@ def test_kubernetes_secret_volume_swapped_between_starts(world: World, tmp_path:
 
     def client_files(name: str) -> dict[str, bytes]:
         leaf = world.pki.client_leaf(name)
-        return {"tls.crt": leaf.cert_chain_pems[0].bytes(), "tls.key": leaf.private_key_pem.bytes()}
+        return {
+            "tls.crt": leaf.cert_chain_pems[0].bytes(),
+            "tls.key": leaf.private_key_pem.bytes(),
+            "ca.crt": world.pki.client_ca.cert_pem.bytes(),
+        }
 
     _k8s_secret_dir(client_dir, client_files("first@corp.test"), gid)
     _k8s_secret_dir(ca_dir, {"ca.crt": world.pki.corp_ca.cert_pem.bytes()}, gid)
