@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 from _e2e_env import REPO, Tracker, find_in_export
 
 from corpnet import build as corpnet_build
@@ -50,6 +52,40 @@ def test_layout_before_the_first_start(docker_client: Any, base_image: str) -> N
     assert lines[2] == "1000 775"
     assert lines[3] == "1000:/home/agent"
     assert "missing" not in out
+
+
+def test_update_ca_certificates_keeps_the_layout(docker_client: Any, base_image: str) -> None:
+    """A FROM corpnet-base image that runs update-ca-certificates keeps the symlink."""
+    script = (
+        "mkdir -p /usr/local/share/ca-certificates && "
+        "cp /etc/corpnet-test.crt /usr/local/share/ca-certificates/added.crt && "
+        "update-ca-certificates >/dev/null 2>&1; "
+        "readlink /etc/ssl/certs/ca-certificates.crt; "
+        "cmp /run/corpnet/ca-bundle.pem /var/lib/corpnet/system-ca-bundle.pem && echo same; "
+        "grep -c 'BEGIN CERT' /var/lib/corpnet/system-ca-bundle.pem"
+    )
+    ca = trustme.CA()
+    with tempfile.NamedTemporaryFile(suffix=".crt") as f:
+        f.write(ca.cert_pem.bytes())
+        f.flush()
+        Path(f.name).chmod(0o644)
+        out = docker_client.containers.run(
+            base_image,
+            ["-c", script],
+            entrypoint="sh",
+            user="0",
+            remove=True,
+            volumes={f.name: {"bind": "/etc/corpnet-test.crt", "mode": "ro"}},
+        ).decode()
+    lines = out.splitlines()
+    assert lines[:2] == ["/run/corpnet/ca-bundle.pem", "same"], out
+    before = docker_client.containers.run(
+        base_image,
+        ["-c", "grep -c 'BEGIN CERT' /var/lib/corpnet/system-ca-bundle.pem"],
+        entrypoint="sh",
+        remove=True,
+    ).decode()
+    assert int(lines[2]) == int(before) + 1  # the added CA is part of the new pristine bundle
 
 
 def test_hadolint_clean() -> None:
