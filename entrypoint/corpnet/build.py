@@ -259,10 +259,16 @@ def connect() -> Any:
     """A docker SDK client from the environment (``DOCKER_HOST``, ...).
 
     Raises:
+        ConfigError: the docker SDK is not installed.
         UnreachableError: no Docker engine answers.
     """
-    import docker  # type: ignore[import-untyped]  # host side only; no stubs published
-
+    try:
+        import docker  # type: ignore[import-untyped]  # host side only; no stubs published
+    except ModuleNotFoundError as e:
+        raise ConfigError(
+            "corpnet build needs the docker SDK, which is not installed",
+            hint="pip install 'corpnet[host]' (or pip install docker)",
+        ) from e
     try:
         client = docker.from_env()
         client.ping()
