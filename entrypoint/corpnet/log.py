@@ -11,7 +11,6 @@ secret (proxy passwords, key passphrases, in raw and percent-encoded form) with
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -65,6 +64,8 @@ class Log:
             return
         message = self.scrub(message)
         if self.as_json:
+            import json
+
             record: dict[str, object] = {
                 "ts": round(self._clock(), 3),
                 "level": level,

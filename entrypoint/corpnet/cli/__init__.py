@@ -14,7 +14,6 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-import traceback
 from collections.abc import Sequence
 
 import click
@@ -101,6 +100,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(int(ExitCode.OK))
     except Exception as e:  # noqa: BLE001 - the last line of defence against tracebacks
         if os.environ.get("CORPNET_DEBUG"):
+            import traceback
+
             traceback.print_exc()
         logmod.get().error(
             f"internal error ({e.__class__.__name__}); this is a bug in corpnet, "
