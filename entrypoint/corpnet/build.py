@@ -289,7 +289,7 @@ def _trust_env(base_env: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
-def _make_trust_image(client: Any, ref: str, inputs: BuildInputs) -> TrustImage:
+def _make_trust_image(client: Any, ref: str, inputs: BuildInputs, *, keep: bool) -> TrustImage:
     import docker
 
     base = client.images.get(ref)
@@ -304,19 +304,28 @@ def _make_trust_image(client: Any, ref: str, inputs: BuildInputs) -> TrustImage:
             info.size, info.mode = len(data), 0o644
             tar.addfile(info, io.BytesIO(data))
     context.seek(0)
-    tag = f"corpnet-build-trust:{os.getpid()}-{secrets.token_hex(4)}"
+    if keep:
+        # Kept for the next build: one per base and bundle, so Docker's layer cache
+        # (keyed by the parent image) finds the previous build's steps.
+        digest = hashlib.sha256(dockerfile.encode() + inputs.bundle).hexdigest()[:16]
+        tag = f"corpnet-build-trust:{digest}"
+    else:
+        tag = f"corpnet-build-trust:{os.getpid()}-{secrets.token_hex(4)}"
     try:
-        # nocache: a cached trust image would be shared with a concurrent build,
-        # and removing it afterwards would pull it from under that build.
-        image, _ = client.images.build(
-            fileobj=context,
-            custom_context=True,
-            tag=tag,
-            rm=True,
-            forcerm=True,
-            pull=False,
-            nocache=True,
-        )
+        if keep and image_exists(client, tag):
+            image = client.images.get(tag)
+        else:
+            # nocache when not kept: a cached trust image would be shared with a
+            # concurrent build, and removing it would pull it from under that build.
+            image, _ = client.images.build(
+                fileobj=context,
+                custom_context=True,
+                tag=tag,
+                rm=True,
+                forcerm=True,
+                pull=False,
+                nocache=not keep,
+            )
     except docker.errors.BuildError as e:
         raise BuildError(f"could not add the build CA layer to {ref}: {e.msg}") from e
     layers = tuple(image.attrs["RootFS"]["Layers"])
@@ -384,15 +393,16 @@ def _remove(client: Any, image_ids: Iterable[str], keep: set[str]) -> None:
 
 @contextlib.contextmanager
 def _trust_images(
-    client: Any, refs: Iterable[str], inputs: BuildInputs
+    client: Any, refs: Iterable[str], inputs: BuildInputs, *, keep: bool
 ) -> Iterator[list[TrustImage]]:
     made: list[TrustImage] = []
     try:
         for ref in refs:
-            made.append(_make_trust_image(client, ref, inputs))
+            made.append(_make_trust_image(client, ref, inputs, keep=keep))
         yield made
     finally:
-        _remove(client, _descendants(client, [t.image_id for t in made]), keep=set())
+        if not keep:
+            _remove(client, _descendants(client, [t.image_id for t in made]), keep=set())
 
 
 def build(
@@ -407,8 +417,13 @@ def build(
     nocache: bool = False,
     quiet: bool = False,
     labels: Mapping[str, str] | None = None,
+    keep_cache: bool = False,
 ) -> str:
     """Build ``context`` with the host's CAs and proxies, for the build only; return the image id.
+
+    With ``keep_cache`` the build-time images (the trust images, and the steps
+    built on them) stay on this host, so the next build reuses Docker's layer
+    cache; otherwise they are removed.
 
     Raises:
         UsageError: no Dockerfile.
@@ -435,7 +450,7 @@ def build(
             f"{missing} is not a local image: Docker will pull it, and its RUN steps get no "
             "build CA; pull or load it first (corpnet build --bootstrap-base for Debian)"
         )
-    with _trust_images(client, local, inputs) as trust:
+    with _trust_images(client, local, inputs, keep=keep_cache) as trust:
         generated = rewrite_froms(text, froms, {t.ref: t.image_id for t in trust})
         digest = hashlib.sha256(generated.encode()).hexdigest()[:12]
         ignore_name = f".corpnet-dockerfile-{digest}"

@@ -143,3 +143,43 @@ def test_a_ca_copied_into_the_image_fails_the_build(
     assert not corpnet_build.image_exists(
         docker_client, f"corpnet-e2e/build-leaky:{tracker.session}"
     )
+
+
+def test_keep_cache_reuses_layers_and_still_strips_the_trust_layer(
+    docker_client: Any, tracker: Tracker, base_image: str, tmp_path: Path
+) -> None:
+    context = tmp_path / "ctx"
+    context.mkdir()
+    (context / "Dockerfile").write_text(
+        "ARG CORPNET_BASE=corpnet-base\nFROM ${CORPNET_BASE}\n"
+        "RUN head -c 16 /dev/urandom > /home/agent/random\n"
+    )
+    before = {t for i in docker_client.images.list(name="corpnet-build-trust") for t in i.tags}
+    tags = [f"corpnet-e2e/build-cache:{tracker.session}-{n}" for n in (1, 2)]
+    try:
+        ids = [
+            corpnet_build.build(
+                docker_client,
+                context,
+                tag=tag,
+                inputs=corpnet_build.host_inputs(host_env()),
+                buildargs={"CORPNET_BASE": base_image},
+                quiet=True,
+                keep_cache=True,
+            )
+            for tag in tags
+        ]
+        layers = [docker_client.images.get(i).attrs["RootFS"]["Layers"] for i in ids]
+        assert layers[0] == layers[1]  # the RUN step came from the cache the second time
+        base_layers = docker_client.images.get(base_image).attrs["RootFS"]["Layers"]
+        assert layers[1][:-1] == base_layers  # and the trust layer is gone all the same
+    finally:
+        for tag in tags:
+            if corpnet_build.image_exists(docker_client, tag):
+                docker_client.images.remove(tag, force=True)
+        kept = [
+            i.id
+            for i in docker_client.images.list(name="corpnet-build-trust")
+            if not set(i.tags) & before
+        ]
+        corpnet_build._remove(docker_client, corpnet_build._descendants(docker_client, kept), set())

@@ -51,6 +51,12 @@ def _buildargs(values: tuple[str, ...]) -> dict[str, str]:
 )
 @click.option("--network", help="Network for RUN steps, e.g. host for a proxy on loopback.")
 @click.option("--no-cache", is_flag=True, help="Do not use Docker's layer cache.")
+@click.option(
+    "--keep-cache",
+    is_flag=True,
+    help="Keep the build-time images (they hold the host's CA bundle) on this host, "
+    "so the next build reuses Docker's layer cache.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Do not echo the build output.")
 @click.option(
     "--bootstrap-base",
@@ -73,6 +79,7 @@ def build(  # noqa: PLR0917 - click passes one parameter per option
     no_host_ca: bool,
     network: str | None,
     no_cache: bool,
+    keep_cache: bool,
     quiet: bool,
     bootstrap_base: bool,
     base_tag: str,
@@ -118,5 +125,6 @@ def build(  # noqa: PLR0917 - click passes one parameter per option
         network=network,
         nocache=no_cache,
         quiet=quiet,
+        keep_cache=keep_cache,
     )
     click.echo(image_id)
