@@ -19,6 +19,7 @@ import tarfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -107,7 +108,13 @@ def ensure_image(
     tag = f"corpnet-e2e/{name}:{digest}"
     if corpnet_build.image_exists(client, tag):
         return tag
+    # Tags of older inputs go, once no session can still be using them (a
+    # concurrent run on another checkout state may be, for a few minutes).
+    stale_before = time.time() - 3600
     for old in client.images.list(name=f"corpnet-e2e/{name}"):
+        created = datetime.fromisoformat(old.attrs["Created"][:19]).replace(tzinfo=UTC)
+        if created.timestamp() > stale_before:
+            continue
         for t in old.tags:
             if t != tag:
                 with contextlib.suppress(Exception):
@@ -298,6 +305,7 @@ def find_in_export(container: Any, needles: Sequence[bytes]) -> list[str]:
             data = f.read() if f else b""
             if any(n in data for n in needles):
                 found.append("/" + m.name)
+    reader.drain()  # tar stops at its end marker; read the rest so the socket closes
     return found
 
 
@@ -310,6 +318,10 @@ class _ChunkReader(io.RawIOBase):
 
     def readable(self) -> bool:
         return True
+
+    def drain(self) -> None:
+        for _ in self._it:
+            pass
 
     def readinto(self, b: Any) -> int:
         while not self._buf:
