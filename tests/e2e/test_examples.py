@@ -1,51 +1,41 @@
 """The examples, run the way users run them: the Claude Code image, compose, devcontainers.
 
-Topology on an internal Docker network with no route out:
-
-* ``proxy.corp.test``: the example Squid of compose.example.yml (basic auth);
-* ``api.corp.test``: an Anthropic Messages API stand-in on HTTPS with a
-  certificate from the test corporate CA, requiring client certificates from a
-  test client CA (Python's ssl module in a corpnet-base container);
-* the agent: the Claude Code image, configured only through mounts and the
-  documented variables, running the real ``claude`` binary.
-
-Claude Code succeeds only if the proxy URL with its credentials, the corporate
-CA and the client certificate, key and passphrase all reach its process.
+They use the corporate topology of conftest.py (``world``: Squid with basic
+auth at proxy.corp.test, the mTLS nginx at api.corp.test, internal networks, the
+test PKI) and add one service: ``anthropic.corp.test``, a stand-in for the
+Anthropic Messages API on HTTPS with a certificate from the corporate CA,
+requiring client certificates from the client CA (Python's ssl module in a
+corpnet-base container). Claude Code itself talks to it, so a run succeeds only
+if the proxy URL with its credentials, the corporate CA and the client
+certificate, key and passphrase all reached the Claude Code process.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
 import secrets
 import shutil
+import socket
 import subprocess
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import docker
 import pytest
-import trustme
+from _e2e_env import PROXY_USER, REPO, content_hash, ensure_image, logs, wait_for_log
+from _e2e_world import PROXY_URL, World
 from cryptography.hazmat.primitives import serialization
-from docker.models.containers import Container
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[2]
-CLAUDE_DIR = ROOT / "images" / "claude-code"
-PROXY_DIR = ROOT / "examples" / "compose" / "proxy"
-DEVCONTAINER_CLI = ROOT / ".venv" / "node" / "node_modules" / ".bin" / "devcontainer"
-CORPNET = ROOT / ".venv" / "bin" / "corpnet"
-# Every container and network these tests create carries it.
-_LABELS = {"corpnet.test": "examples"}
-PROXY_HOST = "proxy.corp.test"
-API_HOST = "api.corp.test"
-PROXY_USER = "agent"
+CLAUDE_DIR = REPO / "images" / "claude-code"
+PROXY_DIR = REPO / "examples" / "compose" / "proxy"
+DEVCONTAINER_CLI = REPO / ".venv" / "node" / "node_modules" / ".bin" / "devcontainer"
+ANTHROPIC_HOST = "anthropic.corp.test"
+MTLS_API = "https://api.corp.test/"
 # What the stand-in API answers; Claude Code prints it.
 REPLY = "corpnet-ok-from-the-mtls-api"
 # The six variables the Claude Code network documentation names.
@@ -57,6 +47,12 @@ CLAUDE_VARS = (
     "CLAUDE_CODE_CLIENT_KEY",
     "CLAUDE_CODE_CLIENT_KEY_PASSPHRASE",
 )
+# Claude Code aimed at the stand-in API, and at nothing else.
+CLAUDE_ENV = {
+    "ANTHROPIC_BASE_URL": f"https://{ANTHROPIC_HOST}",
+    "ANTHROPIC_API_KEY": "sk-e2e-not-a-real-key",
+    "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+}
 
 # The Messages API as Claude Code uses it: POST /v1/messages, streamed as
 # server-sent events. Requires a client certificate (CERT_REQUIRED) and logs
@@ -115,8 +111,8 @@ class Api(http.server.BaseHTTPRequestHandler):
         self.wfile.write(raw)
 
 ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-ctx.load_cert_chain("/pki/api.pem")
-ctx.load_verify_locations("/pki/client-ca.crt")
+ctx.load_cert_chain("/pki/server.pem", "/pki/server.key")
+ctx.load_verify_locations("/pki/client-ca.pem")
 ctx.verify_mode = ssl.CERT_REQUIRED
 server = http.server.ThreadingHTTPServer(("0.0.0.0", 443), Api)
 server.socket = ctx.wrap_socket(server.socket, server_side=True)
@@ -134,45 +130,11 @@ def _dockerfile_arg(dockerfile: Path, name: str) -> str:
 CLAUDE_CODE_VERSION = _dockerfile_arg(CLAUDE_DIR / "Dockerfile", "CLAUDE_CODE_VERSION")
 
 
-# --- images ----------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def dock() -> docker.DockerClient:
-    try:
-        client = docker.from_env()
-        client.ping()
-    except docker.errors.DockerException as e:
-        pytest.fail(f"no Docker engine answers ({e}): start dockerd (scripts/test does)")
-    return client
-
-
-def _corpnet_build(tag: str, context: Path, *build_args: str) -> None:
-    """Build like a corporate user: `corpnet build` hands the host's CAs to RUN steps only."""
-    args = [str(CORPNET), "build", "--quiet", "--tag", tag]
-    for arg in build_args:
-        args += ["--build-arg", arg]
-    done = subprocess.run(
-        [*args, str(context)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=1800,
-        env=dict(os.environ),
-    )
-    assert done.returncode == 0, f"corpnet build {context} failed:\n{done.stderr[-4000:]}"
-
-
-@pytest.fixture(scope="session")
-def base_image(dock: docker.DockerClient) -> str:
-    tag = "corpnet-base:e2e-examples"
-    return "corpnet-base:dev"  # DEVHACK
-    _corpnet_build(tag, ROOT)
-    return tag
+# --- images, secrets and the stand-in API ---------------------------------------------------
 
 
 def _npm_registry() -> str:
-    """The npm registry this machine uses (npm's own configuration), for the image build."""
+    """The npm registry this machine's npm uses, for the image's `npm install`."""
     npm = shutil.which("npm")
     if npm is None:
         pytest.fail("npm is missing: apt-get install npm")
@@ -183,25 +145,22 @@ def _npm_registry() -> str:
 
 
 @pytest.fixture(scope="session")
-def claude_image(base_image: str) -> str:
-    tag = "corpnet-claude-code:e2e"
-    _corpnet_build(
-        tag,
+def claude_image(docker_client: Any, base_image: str) -> str:
+    """images/claude-code FROM this checkout's corpnet-base, built by `corpnet build`."""
+    registry = _npm_registry()
+    return ensure_image(
+        docker_client,
+        "claude-code",
         CLAUDE_DIR,
-        f"CORPNET_BASE={base_image}",
-        f"NPM_REGISTRY={_npm_registry()}",
+        content_hash([CLAUDE_DIR], base_image, registry),
+        buildargs={"CORPNET_BASE": base_image, "NPM_REGISTRY": registry},
     )
-    return tag
 
 
 @pytest.fixture(scope="session")
-def proxy_image(dock: docker.DockerClient) -> str:
-    tag = "corpnet-example-proxy:e2e"
-    _corpnet_build(tag, PROXY_DIR)
-    return tag
-
-
-# --- certificates and secrets ---------------------------------------------
+def proxy_image(docker_client: Any) -> str:
+    """The local proxy of compose.example.yml's local-proxy profile."""
+    return ensure_image(docker_client, "example-proxy", PROXY_DIR, content_hash([PROXY_DIR]))
 
 
 @dataclass(frozen=True)
@@ -209,216 +168,148 @@ class Secrets:
     """The corporate inputs, laid out like compose.example.yml's secrets directory."""
 
     dir: Path
-    pki: Path  # the API server's side: its certificate, the client CA
     proxy_password: str
     passphrase: str
 
-    @property
-    def corporate_ca(self) -> Path:
-        return self.dir / "corporate-ca.crt"
-
-    @property
-    def client_cert(self) -> Path:
-        return self.dir / "client.crt"
-
-    @property
-    def client_key(self) -> Path:
-        return self.dir / "client.key"
-
-    @property
-    def password_file(self) -> Path:
-        return self.dir / "proxy-password"
-
-    @property
-    def passphrase_file(self) -> Path:
-        return self.dir / "key-passphrase"
+    def __getitem__(self, name: str) -> Path:
+        return self.dir / name
 
 
-def _agent_owned(path: Path, data: bytes, mode: int) -> None:
-    """Write a secret the agent (uid 1000 in the image) reads, as the docs tell users to."""
+def _agent_reads(path: Path, data: bytes) -> None:
+    """A secret file as the docs tell users to prepare it: the agent's (uid 1000), 0600."""
     path.write_bytes(data)
     os.chown(path, 1000, 1000)
-    path.chmod(mode)
+    path.chmod(0o600)
 
 
 @pytest.fixture(scope="session")
-def corp_secrets(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> Secrets:
-    base = tmp_path_factory.mktemp("corp")
-    sdir, pki = base / "secrets", base / "pki"
-    sdir.mkdir()
-    pki.mkdir()
-    for d in (base, sdir, pki):
-        d.chmod(0o755)
-    client_ca = trustme.CA(organization_name="Corp Test Client CA")
-    server = ca.issue_cert(API_HOST)
-    server.private_key_and_cert_chain_pem.write_to_path(str(pki / "api.pem"))
-    client_ca.cert_pem.write_to_path(str(pki / "client-ca.crt"))
-    ca.cert_pem.write_to_path(str(sdir / "corporate-ca.crt"))
-
-    client = client_ca.issue_cert("agent@corp.test", common_name="agent")
+def example_secrets(world: World) -> Secrets:
+    """corporate-ca.crt, client.crt, client.key (encrypted), key-passphrase, proxy-password."""
+    d = world.root / "example-secrets"
+    d.mkdir(mode=0o755)
+    world.pki.corp_ca.cert_pem.write_to_path(str(d / "corporate-ca.crt"))
+    (d / "corporate-ca.crt").chmod(0o644)
+    leaf = world.pki.client_leaf("claude@corp.test")
+    leaf.cert_chain_pems[0].write_to_path(str(d / "client.crt"))
+    (d / "client.crt").chmod(0o644)
     passphrase = secrets.token_hex(8)
-    password = secrets.token_hex(8)
-    key = serialization.load_pem_private_key(client.private_key_pem.bytes(), password=None)
-    encrypted = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.BestAvailableEncryption(passphrase.encode()),
+    key = serialization.load_pem_private_key(leaf.private_key_pem.bytes(), password=None)
+    _agent_reads(
+        d / "client.key",
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(passphrase.encode()),
+        ),
     )
-    client.cert_chain_pems[0].write_to_path(str(sdir / "client.crt"))
-    _agent_owned(sdir / "client.key", encrypted, 0o600)
-    _agent_owned(sdir / "key-passphrase", passphrase.encode() + b"\n", 0o600)
-    _agent_owned(sdir / "proxy-password", password.encode() + b"\n", 0o600)
-    return Secrets(sdir, pki, password, passphrase)
+    _agent_reads(d / "key-passphrase", passphrase.encode() + b"\n")
+    _agent_reads(d / "proxy-password", world.proxy_password.encode() + b"\n")
+    return Secrets(d, world.proxy_password, passphrase)
 
 
-# --- topology --------------------------------------------------------------
+def _anthropic_pki(world: World) -> Path:
+    """The stand-in API's certificate (corporate CA) and the client CA it requires."""
+    d = world.root / "anthropic-pki"
+    if d.is_dir():
+        return d
+    d.mkdir(mode=0o755)
+    server = world.pki.corp_ca.issue_cert(ANTHROPIC_HOST)
+    server.cert_chain_pems[0].write_to_path(str(d / "server.pem"))
+    server.private_key_pem.write_to_path(str(d / "server.key"))
+    world.pki.client_ca.cert_pem.write_to_path(str(d / "client-ca.pem"))
+    for f in d.iterdir():
+        f.chmod(0o644)  # test-only key, read by the server container's root
+    return d
 
 
-@dataclass
-class Topology:
-    network: str
-    proxy: Container
-    api: Container
-
-    def api_requests(self) -> list[str]:
-        return re.findall(r"^request .*$", self.api.logs().decode(), re.MULTILINE)
-
-    def proxy_log(self) -> str:
-        _, out = self.proxy.exec_run(["cat", "/var/log/squid/access.log"])
-        text: str = out.decode()
-        return text
-
-
-def _wait_for_log(container: Container, line: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        container.reload()
-        if line in container.logs().decode():
-            return
-        if container.status == "exited":
-            break
-        time.sleep(0.2)
-    pytest.fail(f"{container.name} did not log {line!r}:\n{container.logs().decode()[-2000:]}")
-
-
-def _remove(*containers: Container | None) -> None:
-    for c in containers:
-        if c is not None:
-            with contextlib.suppress(docker.errors.NotFound):
-                c.remove(force=True, v=True)
-
-
-@pytest.fixture
-def topology(
-    dock: docker.DockerClient,
-    corp_secrets: Secrets,
-    base_image: str,
-    proxy_image: str,
-    tmp_path: Path,
-) -> Iterator[Topology]:
-    name = f"corpnet-examples-{secrets.token_hex(4)}"
-    # internal: no route out of this network; every request stays in it.
-    network = dock.networks.create(name, driver="bridge", internal=True, labels=_LABELS)
-    script = tmp_path / "api.py"
+@pytest.fixture(scope="session")
+def anthropic_api(world: World, base_image: str) -> Any:
+    """anthropic.corp.test on the topology's back network (reached only through a proxy)."""
+    script = world.root / "anthropic-api.py"
     script.write_text(_API_SERVER)
-    proxy = api = None
-    try:
-        proxy = dock.containers.run(
-            proxy_image,
-            name=f"{name}-proxy",
-            detach=True,
-            environment={"PROXY_USER": PROXY_USER},
-            volumes={
-                str(corp_secrets.password_file): {
-                    "bind": "/run/secrets/proxy_password",
-                    "mode": "ro",
-                }
-            },
-            network=name,
-            networking_config={name: dock.api.create_endpoint_config(aliases=[PROXY_HOST])},
-            labels=_LABELS,
-        )
-        api = dock.containers.run(
-            base_image,
-            ["/srv/api.py", REPLY],
-            entrypoint=["python3"],
-            user="0",
-            name=f"{name}-api",
-            detach=True,
-            volumes={
-                str(script): {"bind": "/srv/api.py", "mode": "ro"},
-                str(corp_secrets.pki): {"bind": "/pki", "mode": "ro"},
-            },
-            network=name,
-            networking_config={name: dock.api.create_endpoint_config(aliases=[API_HOST])},
-            labels=_LABELS,
-        )
-        _wait_for_log(api, "listening")
-        yield Topology(name, proxy, api)
-    finally:
-        _remove(proxy, api)
-        network.remove()
+    script.chmod(0o644)
+    pki = _anthropic_pki(world)
+    api = world.start_service(
+        "anthropic",
+        base_image,
+        [ANTHROPIC_HOST],
+        command=["/srv/api.py", REPLY],
+        entrypoint=["python3"],
+        user="0",
+        volumes={
+            str(script): {"bind": "/srv/api.py", "mode": "ro"},
+            str(pki): {"bind": "/pki", "mode": "ro"},
+        },
+    )
+    api.start()
+    wait_for_log(api, "listening")
+    return api
 
 
-def _agent_env(**extra: str) -> dict[str, str]:
-    """The documented variables, as compose.example.yml sets them, aimed at the topology."""
+def _requests(api: Any) -> list[str]:
+    return re.findall(r"^request .*$", api.logs().decode(), re.MULTILINE)
+
+
+def _proxy_log(world: World) -> str:
+    _, out = world.proxy.exec_run(["cat", "/tmp/access.log"])
+    text: str = out.decode()
+    return text
+
+
+def _claude_env(**extra: str) -> dict[str, str]:
+    """The documented variables, aimed at the stand-in API; the encrypted key's passphrase."""
     return {
-        "HTTPS_PROXY": f"http://{PROXY_HOST}:3128",
-        "CORPNET_PROXY_USER": PROXY_USER,
-        "CORPNET_PROXY_PASSWORD_FILE": "/run/secrets/proxy_password",
-        "CORPNET_CA_FILES": "/run/secrets/corporate_ca",
-        "CLAUDE_CODE_CLIENT_CERT": "/run/secrets/client_cert",
-        "CLAUDE_CODE_CLIENT_KEY": "/run/secrets/client_key",
-        "CLAUDE_CODE_CLIENT_KEY_PASSPHRASE_FILE": "/run/secrets/key_passphrase",
-        "CORPNET_ALLOWLIST": API_HOST,
-        "CORPNET_WAIT_TIMEOUT": "30",
-        # Claude Code talks to the stand-in API and nothing else.
-        "ANTHROPIC_BASE_URL": f"https://{API_HOST}",
-        "ANTHROPIC_API_KEY": "sk-e2e-not-a-real-key",
-        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+        "CORPNET_ALLOWLIST": ANTHROPIC_HOST,
+        "CLAUDE_CODE_CLIENT_KEY_PASSPHRASE_FILE": "/run/secrets/key-passphrase",
+        **CLAUDE_ENV,
         **extra,
     }
 
 
-def _agent_mounts(s: Secrets) -> dict[str, dict[str, str]]:
-    files = {
-        s.corporate_ca: "corporate_ca",
-        s.client_cert: "client_cert",
-        s.client_key: "client_key",
-        s.password_file: "proxy_password",
-        s.passphrase_file: "key_passphrase",
+def _claude_mounts(s: Secrets, client: Path) -> dict[str, str]:
+    """Container path -> host path: the client pair (encrypted key) and its passphrase."""
+    return {
+        "/etc/corpnet/client": str(client),
+        "/run/secrets": str(s.dir),
     }
-    return {str(p): {"bind": f"/run/secrets/{n}", "mode": "ro"} for p, n in files.items()}
 
 
-# --- the Claude Code image -------------------------------------------------
+@pytest.fixture(scope="session")
+def claude_client_dir(example_secrets: Secrets, world: World) -> Path:
+    """The example's client pair as a kubernetes.io/tls secret lays it out (tls.crt, tls.key)."""
+    d = world.root / "claude-client"
+    d.mkdir(mode=0o755)
+    shutil.copy2(example_secrets["client.crt"], d / "tls.crt")
+    shutil.copy2(example_secrets["client.key"], d / "tls.key")
+    os.chown(d / "tls.key", 1000, 1000)
+    return d
 
 
-def test_claude_code_image_runs_claude(dock: docker.DockerClient, claude_image: str) -> None:
-    out = dock.containers.run(
+# --- the Claude Code image ------------------------------------------------------------------
+
+
+def test_claude_code_image_runs_claude(docker_client: Any, claude_image: str) -> None:
+    out = docker_client.containers.run(
         claude_image,
         ["claude", "--version"],
         environment={"CORPNET_WAIT": "off", "CORPNET_QUIET": "1"},
         network_disabled=True,
         remove=True,
-        stderr=True,
     ).decode()
     assert f"{CLAUDE_CODE_VERSION} (Claude Code)" in out
-    config = dock.images.get(claude_image).attrs["Config"]
+    config = docker_client.images.get(claude_image).attrs["Config"]
     assert config["Cmd"] == ["claude"]
     assert config["User"] == "1000"
     # The base image's entrypoint, inherited: corpnet sets up, then execs claude.
     assert config["Entrypoint"][-2:] == ["/opt/corpnet/venv/bin/corpnet", "run"]
 
 
-def test_claude_code_image_keeps_no_build_ca_or_npm_state(
-    dock: docker.DockerClient, claude_image: str
-) -> None:
-    """The host CA `corpnet build` handed to npm stays out: no variable, no cache."""
-    config = dock.images.get(claude_image).attrs["Config"]
+def test_claude_code_image_keeps_no_build_ca_or_npm(docker_client: Any, claude_image: str) -> None:
+    """What `corpnet build` handed to npm stays out: no variable, no npm, no cache."""
+    config = docker_client.images.get(claude_image).attrs["Config"]
     names = {e.split("=", 1)[0] for e in config["Env"]}
     assert not names & {"NODE_EXTRA_CA_CERTS", "SSL_CERT_FILE", "npm_config_registry"}
-    out = dock.containers.run(
+    out = docker_client.containers.run(
         claude_image,
         ["sh", "-c", "ls -A /root/.npm /home/agent/.npm 2>&1; command -v npm || echo no-npm"],
         entrypoint=[],
@@ -431,30 +322,30 @@ def test_claude_code_image_keeps_no_build_ca_or_npm_state(
 
 
 def test_claude_code_answers_through_the_proxy_with_mtls(
-    dock: docker.DockerClient, claude_image: str, topology: Topology, corp_secrets: Secrets
+    world: World,
+    claude_image: str,
+    anthropic_api: Any,
+    example_secrets: Secrets,
+    claude_client_dir: Path,
 ) -> None:
-    container = dock.containers.run(
-        claude_image,
-        ["claude", "-p", "Say hello."],
-        environment=_agent_env(),
-        volumes=_agent_mounts(corp_secrets),
-        network=topology.network,
-        detach=True,
-        labels=_LABELS,
+    result = world.run_agent(
+        image=claude_image,
+        command=["claude", "-p", "Say hello."],
+        env=_claude_env(),
+        volumes=_claude_mounts(example_secrets, claude_client_dir),
+        timeout=180,
     )
-    try:
-        code = container.wait(timeout=180)["StatusCode"]
-        logs = container.logs().decode()
-    finally:
-        _remove(container)
-    assert code == 0, logs
-    assert REPLY in logs
+    assert result.code == 0, str(result)
+    assert REPLY in result.out
     # Claude Code itself asked the API, with the client certificate...
-    assert any("POST /v1/messages" in r and "client=agent" in r for r in topology.api_requests())
+    assert any(
+        "POST /v1/messages" in r and "client=claude@corp.test" in r
+        for r in _requests(anthropic_api)
+    )
     # ...through the proxy, as the proxy account.
-    assert re.search(rf"CONNECT {re.escape(API_HOST)}:443 {PROXY_USER} ", topology.proxy_log())
-    assert corp_secrets.proxy_password not in logs
-    assert corp_secrets.passphrase not in logs
+    assert re.search(rf"CONNECT {re.escape(ANTHROPIC_HOST)}:443 .*{PROXY_USER}", _proxy_log(world))
+    assert example_secrets.proxy_password not in str(result)
+    assert example_secrets.passphrase not in str(result)
 
 
 # Prints the environment of the running `claude` process (found by its
@@ -478,50 +369,70 @@ print(json.dumps({"claude": environ, "corpnet": read_persisted(Path("/run/corpne
 
 
 def test_claude_code_process_gets_the_variables_corpnet_computed(
-    dock: docker.DockerClient, claude_image: str, topology: Topology, corp_secrets: Secrets
+    world: World,
+    claude_image: str,
+    anthropic_api: Any,
+    example_secrets: Secrets,
+    claude_client_dir: Path,
 ) -> None:
-    # The image's own CMD, interactive as users start it (docker run -it).
-    container = dock.containers.run(
-        claude_image,
-        environment=_agent_env(NO_PROXY="localhost, 127.0.0.1 .internal.corp.test"),
-        volumes=_agent_mounts(corp_secrets),
-        network=topology.network,
-        detach=True,
-        tty=True,
+    # `claude -p` reads its prompt from stdin until EOF: while the prompt is
+    # half-sent, a live Claude Code process, started by the image's entrypoint
+    # like every other, waits to be inspected. Created like `docker run -i`
+    # (stdin_open, attached: StdinOnce), so closing stdin is the process's EOF.
+    container = world.create_agent(
+        image=claude_image,
+        command=["claude", "-p"],
+        env=_claude_env(NO_PROXY="localhost, 127.0.0.1 .internal.corp.test"),
+        volumes=_claude_mounts(example_secrets, claude_client_dir),
         stdin_open=True,
-        labels=_LABELS,
     )
     try:
+        stdin = container.attach_socket(params={"stdin": 1, "stream": 1})
+        container.start()
+        stdin._sock.sendall(b"Say hello.")
         deadline = time.monotonic() + 60
         while True:
+            container.reload()
+            if container.status != "running":
+                pytest.fail(f"the agent exited:\n{logs(container)}")
+            # As the agent's own uid: /proc/PID/environ of another uid needs
+            # CAP_SYS_PTRACE, which containers lack.
             code, out = container.exec_run(
-                ["/opt/corpnet/venv/bin/python", "-c", _ENVIRON_PROBE], user="0"
+                ["/opt/corpnet/venv/bin/python", "-c", _ENVIRON_PROBE], user="1000"
             )
             if code == 0 or time.monotonic() > deadline:
                 break
             time.sleep(0.5)
-        assert code == 0, out.decode() + container.logs().decode()[-2000:]
+        assert code == 0, out.decode() + str(logs(container))
         seen = json.loads(out)
         _, bundle = container.exec_run(
             ["sh", "-c", 'cat "$0"', seen["claude"]["NODE_EXTRA_CA_CERTS"]]
         )
+        # The rest of the prompt never comes: EOF, and the same process answers.
+        stdin._sock.shutdown(socket.SHUT_WR)
+        stdin.close()
+        code = container.wait(timeout=120)["StatusCode"]
+        out_text, err_text = logs(container)
     finally:
-        _remove(container)
+        container.remove(force=True)
+    assert code == 0, out_text + err_text
+    assert REPLY in out_text
     claude, computed = seen["claude"], seen["corpnet"]
     for name in CLAUDE_VARS:
         assert claude.get(name) == computed.get(name), name
     # And the values are the right ones, not merely equal.
-    assert claude["HTTPS_PROXY"] == (
-        f"http://{PROXY_USER}:{corp_secrets.proxy_password}@{PROXY_HOST}:3128"
-    )
+    proxy = re.sub(r"^http://", "", PROXY_URL)
+    assert re.fullmatch(rf"http://{PROXY_USER}:[^@]+@{re.escape(proxy)}/?", claude["HTTPS_PROXY"])
     assert ".internal.corp.test" in claude["NO_PROXY"]
-    assert claude["CLAUDE_CODE_CLIENT_CERT"] == "/run/secrets/client_cert"
-    assert claude["CLAUDE_CODE_CLIENT_KEY"] == "/run/secrets/client_key"
-    assert claude["CLAUDE_CODE_CLIENT_KEY_PASSPHRASE"] == corp_secrets.passphrase
-    assert corp_secrets.corporate_ca.read_text().strip() in bundle.decode()
+    # corpnet found the pair in /etc/corpnet/client without being told.
+    assert claude["CLAUDE_CODE_CLIENT_CERT"] == "/etc/corpnet/client/tls.crt"
+    assert claude["CLAUDE_CODE_CLIENT_KEY"] == "/etc/corpnet/client/tls.key"
+    assert claude["CLAUDE_CODE_CLIENT_KEY_PASSPHRASE"] == example_secrets.passphrase
+    ca_line = world.pki.corp_ca.cert_pem.bytes().decode().splitlines()[1]
+    assert ca_line in bundle.decode()
 
 
-# --- compose ---------------------------------------------------------------
+# --- compose --------------------------------------------------------------------------------
 
 
 def _compose_cmd() -> list[str]:
@@ -540,106 +451,103 @@ def _compose_cmd() -> list[str]:
 
 
 def test_compose_example_agent_answers_through_its_local_proxy(  # noqa: PLR0917 - fixtures
-    dock: docker.DockerClient,
+    docker_client: Any,
+    world: World,
     claude_image: str,
     proxy_image: str,
     base_image: str,
-    corp_secrets: Secrets,
-    tmp_path: Path,
+    example_secrets: Secrets,
 ) -> None:
-    """compose.example.yml as is, plus an override with the test API and an internal network."""
-    (tmp_path / "api.py").write_text(_API_SERVER)
-    workspace = tmp_path / "workspace"
-    workspace.mkdir()
+    """compose.example.yml as is, plus an override: the stand-in API, no route out."""
+    work = world.root / f"compose-{secrets.token_hex(3)}"
+    (work / "workspace").mkdir(parents=True)
+    (work / "api.py").write_text(_API_SERVER)
     override = {
         "services": {
             "agent": {
                 "environment": {
-                    "CORPNET_ALLOWLIST": API_HOST,
+                    "CORPNET_ALLOWLIST": ANTHROPIC_HOST,
                     "CORPNET_WAIT_TIMEOUT": "30",
                     "CLAUDE_CODE_CLIENT_KEY_PASSPHRASE_FILE": "/run/secrets/key_passphrase",
-                    "ANTHROPIC_BASE_URL": f"https://{API_HOST}",
-                    "ANTHROPIC_API_KEY": "sk-e2e-not-a-real-key",
-                    "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+                    **CLAUDE_ENV,
                 },
                 "secrets": ["key_passphrase"],
             },
             "proxy": {"image": proxy_image},
-            "api": {
+            "anthropic": {
                 "image": base_image,
                 "entrypoint": ["python3", "/srv/api.py", REPLY],
                 "user": "0",
                 "volumes": [
-                    f"{tmp_path / 'api.py'}:/srv/api.py:ro",
-                    f"{corp_secrets.pki}:/pki:ro",
+                    f"{work / 'api.py'}:/srv/api.py:ro",
+                    f"{_anthropic_pki(world)}:/pki:ro",
                 ],
-                "networks": {"default": {"aliases": [API_HOST]}},
+                "networks": {"default": {"aliases": [ANTHROPIC_HOST]}},
             },
         },
-        "secrets": {"key_passphrase": {"file": str(corp_secrets.passphrase_file)}},
+        "secrets": {"key_passphrase": {"file": str(example_secrets["key-passphrase"])}},
         # No route out: the agent reaches the API only through the proxy service.
         "networks": {"default": {"internal": True}},
     }
-    override_file = tmp_path / "compose.override.json"
-    override_file.write_text(json.dumps(override))
-    project = f"corpnet-e2e-{secrets.token_hex(4)}"
+    (work / "override.json").write_text(json.dumps(override))
+    project = f"corpnet-e2e-{world.tracker.session}-compose"
     compose = [
         *_compose_cmd(),
         "--project-name",
         project,
         "-f",
-        str(ROOT / "compose.example.yml"),
+        str(REPO / "compose.example.yml"),
         "-f",
-        str(override_file),
+        str(work / "override.json"),
         "--profile",
         "local-proxy",
     ]
     env = dict(os.environ) | {
-        "CORPNET_SECRETS_DIR": str(corp_secrets.dir),
+        "CORPNET_SECRETS_DIR": str(example_secrets.dir),
         "CORPNET_PROXY_USER": PROXY_USER,
         "CLAUDE_CODE_IMAGE": claude_image,
-        "PROJECT_DIR": str(workspace),
+        "PROJECT_DIR": str(work / "workspace"),
     }
 
-    def run(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [*compose, *args],
             capture_output=True,
             text=True,
             env=env,
-            cwd=ROOT,
+            cwd=REPO,
             check=False,
-            timeout=timeout,
+            timeout=240,
         )
 
     try:
-        up = run("up", "--detach", "--no-build", "proxy", "api")
+        up = run("up", "--detach", "--no-build", "proxy", "anthropic")
         assert up.returncode == 0, up.stderr
         agent = run("run", "--rm", "-T", "agent", "claude", "-p", "Say hello.")
         proxy_log = run("exec", "-T", "proxy", "cat", "/var/log/squid/access.log").stdout
-        api_log = run("logs", "--no-color", "api").stdout
+        api_log = run("logs", "--no-color", "anthropic").stdout
     finally:
         down = run("down", "--volumes", "--remove-orphans", "--timeout", "1")
     assert agent.returncode == 0, agent.stdout + agent.stderr
     assert REPLY in agent.stdout
-    assert re.search(r"POST /v1/messages\S* client=agent", api_log)
-    assert re.search(rf"CONNECT {re.escape(API_HOST)}:443 {PROXY_USER} ", proxy_log)
+    assert re.search(r"POST /v1/messages\S* client=claude@corp.test", api_log), api_log
+    assert re.search(rf"CONNECT {re.escape(ANTHROPIC_HOST)}:443 .*{PROXY_USER}", proxy_log)
+    assert example_secrets.proxy_password not in agent.stdout + agent.stderr
     assert down.returncode == 0, down.stderr
-    assert not dock.containers.list(
+    left = docker_client.containers.list(
         all=True, filters={"label": f"com.docker.compose.project={project}"}
     )
+    assert not left
 
 
-# --- devcontainer ----------------------------------------------------------
+# --- devcontainer ---------------------------------------------------------------------------
 
 
-def _devcontainer(
-    *args: str, env: dict[str, str], timeout: float = 300
-) -> subprocess.CompletedProcess[str]:
+def _devcontainer(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     if not DEVCONTAINER_CLI.exists():
         pytest.fail(
-            f"the devcontainers CLI is not installed at {DEVCONTAINER_CLI}: run `bash scripts/test`"
-            " once (provision_linters in scripts/lib.sh installs it)"
+            f"the devcontainers CLI is not installed at {DEVCONTAINER_CLI}: run"
+            " `bash scripts/test` once (provision_linters in scripts/lib.sh installs it)"
         )
     return subprocess.run(
         [str(DEVCONTAINER_CLI), *args],
@@ -647,88 +555,87 @@ def _devcontainer(
         text=True,
         env=env,
         check=False,
-        timeout=timeout,
+        timeout=300,
     )
 
 
 def _jsonc(path: Path) -> dict[str, Any]:
+    """devcontainer.json is JSON with comments; the example uses whole-line ones only."""
     lines = [ln for ln in path.read_text().splitlines() if not ln.lstrip().startswith("//")]
     data: dict[str, Any] = json.loads("\n".join(lines))
     return data
 
 
+@pytest.fixture
+def devcontainer_home(world: World, example_secrets: Secrets) -> Path:
+    """A HOME whose ~/.corpnet holds what the example's comment asks for (plain key)."""
+    home = world.root / f"home-{secrets.token_hex(3)}"
+    corp = home / ".corpnet"
+    corp.mkdir(parents=True)
+    home.chmod(0o755)
+    corp.chmod(0o755)
+    shutil.copy2(example_secrets["corporate-ca.crt"], corp / "corporate-ca.crt")
+    shutil.copy2(world.root / "client" / "tls.crt", corp / "client.crt")
+    for name, src in (
+        ("client.key", world.root / "client" / "tls.key"),
+        ("proxy-password", example_secrets["proxy-password"]),
+    ):
+        _agent_reads(corp / name, src.read_bytes())
+    return home
+
+
 def test_devcontainer_example_reaches_the_mtls_api_with_no_extra_setup(
-    dock: docker.DockerClient,
+    docker_client: Any,
+    world: World,
     claude_image: str,
-    topology: Topology,
-    corp_secrets: Secrets,
-    tmp_path: Path,
+    anthropic_api: Any,
+    devcontainer_home: Path,
 ) -> None:
-    workspace = tmp_path / "project"
-    shutil.copytree(ROOT / "examples" / "devcontainer", workspace)
+    workspace = world.root / f"project-{secrets.token_hex(3)}"
+    shutil.copytree(REPO / "examples" / "devcontainer", workspace)
     config_file = workspace / ".devcontainer" / "devcontainer.json"
     config = _jsonc(config_file)
     # Only what the test topology needs: its image tag and its network (a
     # user's container reaches the corporate network by default).
     config["image"] = claude_image
-    config["runArgs"] = ["--network", topology.network, "--label", "corpnet.test=examples"]
+    label = "=".join(next(iter(world.tracker.labels.items())))
+    config["runArgs"] = ["--network", world.front.name, "--label", label]
     config_file.write_text(json.dumps(config))
-    home = tmp_path / "home"
-    shutil.copytree(corp_secrets.dir, home / ".corpnet", symlinks=True)
-    for f in (home / ".corpnet").iterdir():
-        os.chown(f, 1000, 1000)  # copytree keeps modes; the key stays 0600
     env = dict(os.environ) | {
-        "HOME": str(home),
-        "HTTPS_PROXY": f"http://{PROXY_HOST}:3128",
+        "HOME": str(devcontainer_home),
+        "HTTPS_PROXY": PROXY_URL,
         "CORPNET_PROXY_USER": PROXY_USER,
-        "CORPNET_ALLOWLIST": API_HOST,
+        "CORPNET_ALLOWLIST": f"api.corp.test,{ANTHROPIC_HOST}",
     }
-    container_id = None
+    ws = ["--workspace-folder", str(workspace)]
+    up = _devcontainer("up", *ws, env=env)
+    assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
+    container = docker_client.containers.get(json.loads(up.stdout.splitlines()[-1])["containerId"])
     try:
-        up = _devcontainer("up", "--workspace-folder", str(workspace), env=env)
-        assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
-        result = json.loads(up.stdout.strip().splitlines()[-1])
-        container_id = result["containerId"]
-        # A terminal: the devcontainers CLI's exec, as an IDE opens it. Only the
-        # API address and key come from outside (the test's stand-in API).
-        claude = _devcontainer(
-            "exec",
-            "--workspace-folder",
-            str(workspace),
-            "--remote-env",
-            f"ANTHROPIC_BASE_URL=https://{API_HOST}",
-            "--remote-env",
-            "ANTHROPIC_API_KEY=sk-e2e-not-a-real-key",
-            "--remote-env",
-            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1",
-            "claude",
-            "-p",
-            "Say hello.",
-            env=env,
-        )
+        # Terminals, as an IDE opens them: the devcontainers CLI's exec. Only the
+        # stand-in API's address and key come from outside.
+        remote = [a for k, v in CLAUDE_ENV.items() for a in ("--remote-env", f"{k}={v}")]
+        claude = _devcontainer("exec", *ws, *remote, "claude", "-p", "Say hello.", env=env)
         curl = _devcontainer(
             "exec",
-            "--workspace-folder",
-            str(workspace),
+            *ws,
             "sh",
             "-c",
             f'curl -sS --fail --cert "$CLAUDE_CODE_CLIENT_CERT" --key "$CLAUDE_CODE_CLIENT_KEY"'
-            f' --pass "$CLAUDE_CODE_CLIENT_KEY_PASSPHRASE" https://{API_HOST}/health',
+            f" {MTLS_API}",
             env=env,
         )
-        logs = dock.containers.get(container_id).logs().decode()
-        container_config = dock.containers.get(container_id).attrs["HostConfig"]
+        out, err = logs(container)
+        init = container.attrs["HostConfig"]["Init"]
     finally:
-        if container_id is not None:
-            _remove(dock.containers.get(container_id))
+        container.remove(force=True)
     assert claude.returncode == 0, claude.stdout + claude.stderr
     assert REPLY in claude.stdout
     assert curl.returncode == 0, curl.stdout + curl.stderr
-    assert REPLY in curl.stdout
+    assert curl.stdout.startswith("mtls-ok"), curl.stdout
+    assert "agent@corp.test" in curl.stdout  # the API saw the mounted client certificate
     # The image metadata did it: corpnet init ran at start, under Docker's init.
-    assert "corpnet:" in logs
-    assert container_config["Init"] is True
-    requests = topology.api_requests()
-    assert any("POST /v1/messages" in r and "client=agent" in r for r in requests)
-    assert any("GET /health" in r for r in requests)
-    assert corp_secrets.proxy_password not in logs
+    assert "corpnet:" in out + err
+    assert init is True
+    assert any("POST /v1/messages" in r for r in _requests(anthropic_api))
+    assert world.proxy_password not in out + err
