@@ -386,8 +386,8 @@ def test_claude_code_process_gets_the_variables_corpnet_computed(
         volumes=_claude_mounts(example_secrets, claude_client_dir),
         stdin_open=True,
     )
+    stdin = container.attach_socket(params={"stdin": 1, "stream": 1})
     try:
-        stdin = container.attach_socket(params={"stdin": 1, "stream": 1})
         container.start()
         stdin._sock.sendall(b"Say hello.")
         deadline = time.monotonic() + 60
@@ -410,10 +410,11 @@ def test_claude_code_process_gets_the_variables_corpnet_computed(
         )
         # The rest of the prompt never comes: EOF, and the same process answers.
         stdin._sock.shutdown(socket.SHUT_WR)
-        stdin.close()
         code = container.wait(timeout=120)["StatusCode"]
         out_text, err_text = logs(container)
     finally:
+        stdin._sock.close()
+        stdin.close()
         container.remove(force=True)
     assert code == 0, out_text + err_text
     assert REPLY in out_text
