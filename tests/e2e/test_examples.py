@@ -25,9 +25,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _e2e_env import PROXY_USER, REPO, content_hash, ensure_image, logs, wait_for_log
+from _e2e_env import (
+    PROXY_USER,
+    REPO,
+    Tracker,
+    content_hash,
+    ensure_image,
+    find_in_export,
+    logs,
+    wait_for_log,
+)
 from _e2e_world import PROXY_URL, World
 from cryptography.hazmat.primitives import serialization
+
+from corpnet import build as corpnet_build
+from corpnet._build_strip import needles_for
 
 pytestmark = pytest.mark.e2e
 
@@ -304,8 +316,17 @@ def test_claude_code_image_runs_claude(docker_client: Any, claude_image: str) ->
     assert config["Entrypoint"][-2:] == ["/opt/corpnet/venv/bin/corpnet", "run"]
 
 
-def test_claude_code_image_keeps_no_build_ca_or_npm(docker_client: Any, claude_image: str) -> None:
-    """What `corpnet build` handed to npm stays out: no variable, no npm, no cache."""
+def test_claude_code_image_keeps_no_build_ca_or_npm(
+    docker_client: Any, tracker: Tracker, claude_image: str
+) -> None:
+    """What `corpnet build` handed to npm stays out: no CA, no variable, no npm, no cache."""
+    extras = corpnet_build.host_inputs({}).extra_ders
+    assert extras, "this host has no extra CA in /usr/local/share/ca-certificates to look for"
+    container = docker_client.containers.create(claude_image, labels=tracker.labels)
+    try:
+        assert find_in_export(container, needles_for(extras)) == []
+    finally:
+        container.remove(force=True)
     config = docker_client.images.get(claude_image).attrs["Config"]
     names = {e.split("=", 1)[0] for e in config["Env"]}
     assert not names & {"NODE_EXTRA_CA_CERTS", "SSL_CERT_FILE", "npm_config_registry"}
