@@ -12,7 +12,7 @@ from pathlib import Path
 
 import trustme
 
-from conftest import host_environ
+from _testenv import host_environ
 
 
 @contextlib.contextmanager

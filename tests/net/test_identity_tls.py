@@ -29,7 +29,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from conftest import host_environ
+from _testenv import host_environ
 from corpnet import config, identity
 
 PASS = "net test passphrase"

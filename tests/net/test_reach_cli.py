@@ -19,7 +19,7 @@ import pytest
 import trustme
 from _reach_servers import FAST, Origin, ScriptedProxy, leaf_fixture, serve_fixture, silent  # noqa: F401 - pytest fixtures
 
-from conftest import CorpnetCli, host_environ
+from _testenv import CorpnetCli, host_environ
 from corpnet import reach
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import trustme
 
-from conftest import host_environ
+from _testenv import host_environ
 
 JAVA_PROBE = """
 import java.net.URI;

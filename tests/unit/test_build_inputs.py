@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import trustme
 
-from conftest import CorpnetCli
+from _testenv import CorpnetCli
 from corpnet._build_base import (
     AptSource,
     image_sources,

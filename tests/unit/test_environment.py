@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import trustme
 
-from conftest import CorpnetCli
+from _testenv import CorpnetCli
 from corpnet import _sysstore, environment
 from corpnet.environment import Exports, merge, persist, read_persisted, render
 from corpnet.errors import ExitCode, UsageError

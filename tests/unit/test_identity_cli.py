@@ -21,7 +21,7 @@ from identity_pki import (
     private_key,
 )
 
-from conftest import CorpnetCli
+from _testenv import CorpnetCli
 
 # Distinctive, so that finding it anywhere in the output is proof of a leak.
 SECRET = "Zx9-unique-PASSPHRASE-q7w"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import host_environ
+from _testenv import host_environ
 
 CORPNET = [sys.executable, "-m", "corpnet"]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from trust_pki import NOW, der, ders_in, make_cert, pem, private_key_pem, system_bundle
 
-from conftest import CorpnetCli
+from _testenv import CorpnetCli
 from corpnet import _sysstore
 
 SYSTEM_PEM, SYSTEM = system_bundle()
