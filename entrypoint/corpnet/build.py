@@ -452,11 +452,11 @@ def build(
         )
     with _trust_images(client, local, inputs, keep=keep_cache) as trust:
         generated = rewrite_froms(text, froms, {t.ref: t.image_id for t in trust})
-        digest = hashlib.sha256(generated.encode()).hexdigest()[:12]
-        ignore_name = f".corpnet-dockerfile-{digest}"
-        # The SDK embeds a Dockerfile from outside the context into the context tar.
-        dockerfile_path = Path(tempfile.gettempdir()) / ignore_name
-        dockerfile_path.write_text(generated, encoding="utf-8")
+        # Outside the context: the SDK embeds such a Dockerfile into the context tar.
+        fd, name = tempfile.mkstemp(prefix="corpnet-dockerfile-")
+        dockerfile_path = Path(name)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(generated)
         built: str | None = None
         try:
             log.info(

@@ -12,13 +12,9 @@ The agent is not on ``back``: it reaches the API through a proxy or not at all.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import secrets
-import sys
 from collections.abc import Iterator
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -41,30 +37,6 @@ from corpnet import build as corpnet_build
 from corpnet.errors import CorpnetError
 
 pytestmark = pytest.mark.e2e
-
-
-def _root_conftest() -> ModuleType:
-    """tests/conftest.py, loaded under its own name.
-
-    Without an __init__.py, pytest imports every conftest.py as the module
-    "conftest", this one replacing tests/conftest.py in sys.modules; tests in
-    the other folders then `from conftest import CorpnetCli, host_environ`, so
-    this module re-exports those helpers.
-    """
-    path = Path(__file__).resolve().parents[1] / "conftest.py"
-    spec = importlib.util.spec_from_file_location("_corpnet_tests_conftest", path)
-    if spec is None or spec.loader is None:
-        raise ImportError(path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-_root = _root_conftest()
-CliResult = _root.CliResult
-CorpnetCli = _root.CorpnetCli
-host_environ = _root.host_environ
 
 
 @pytest.fixture(scope="session")
