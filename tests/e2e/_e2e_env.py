@@ -25,6 +25,7 @@ from typing import Any
 
 import trustme
 
+from _testenv import host_environ
 from corpnet import build as corpnet_build
 
 REPO = Path(__file__).resolve().parents[2]
@@ -34,19 +35,12 @@ PROXY_USER = "agent"
 API_HOST = "api.corp.test"
 
 
-_PROXY_NAMES = {"http_proxy", "https_proxy", "no_proxy", "all_proxy", "ftp_proxy"}
-
-
 def host_env() -> dict[str, str]:
-    """The host's environment without the proxy and bundle variables this process inherited.
+    """The host's environment without the CA and proxy variables it exports.
 
     Tests that want a proxy or CA for a build add their own.
     """
-    return {
-        k: v
-        for k, v in os.environ.items()
-        if k.lower() not in _PROXY_NAMES and k != "SSL_CERT_FILE"
-    }
+    return host_environ()
 
 
 def content_hash(paths: Iterable[Path], *extra: str) -> str:
