@@ -155,7 +155,7 @@ def rewrite_image(
                         path=found,
                     )
             config_name = hashlib.sha256(config_bytes).hexdigest() + ".json"
-            new_manifest = [{"Config": config_name, "RepoTags": [tag] if tag else None,
+            new_manifest = [{"Config": config_name, "RepoTags": [_full_tag(tag)] if tag else None,
                              "Layers": layers}]  # fmt: skip
             out = Path(tmp) / "load.tar"
             with tarfile.open(out, "w") as dst:
@@ -201,3 +201,10 @@ def _check_config(config: bytes, needles: Sequence[bytes], forbidden: Sequence[s
                 "Docker passes HTTP_PROXY, HTTPS_PROXY and NO_PROXY to RUN steps by itself "
                 "and keeps them out of the history",
             )
+
+
+def _full_tag(tag: str) -> str:
+    """``name`` -> ``name:latest``: ``docker load`` rejects a RepoTag without a tag,
+    where ``docker build -t name`` accepts it."""
+    last = tag.rsplit("/", 1)[-1]
+    return tag if ":" in last or "@" in last else f"{tag}:latest"

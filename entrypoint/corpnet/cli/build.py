@@ -105,26 +105,35 @@ def build(  # noqa: PLR0917 - click passes one parameter per option
         raise UsageError(
             "--tag is required", hint="name the image, e.g. corpnet build --tag my-agent ."
         )
-    args = _buildargs(build_args)
-    client = b.connect()
-    if bootstrap_base:
-        if b.image_exists(client, base_tag):
-            logmod.get().info(f"{base_tag} exists; not bootstrapping it again")
-        else:
-            b.bootstrap_base(client, tag=base_tag, suite=suite, mirror=mirror)
-    if context is None:
-        return
-    inputs = b.host_inputs(os.environ, ca_files=list(ca_files), host_bundle=not no_host_ca)
-    image_id = b.build(
-        client,
-        context,
-        tag=tag,
-        inputs=inputs,
-        dockerfile=dockerfile,
-        buildargs=args,
-        network=network,
-        nocache=no_cache,
-        quiet=quiet,
-        keep_cache=keep_cache,
-    )
-    click.echo(image_id)
+    try:
+        args = _buildargs(build_args)
+        client = b.connect()
+        if bootstrap_base:
+            if b.image_exists(client, base_tag):
+                logmod.get().info(f"{base_tag} exists; not bootstrapping it again")
+            else:
+                b.bootstrap_base(client, tag=base_tag, suite=suite, mirror=mirror)
+        if context is None:
+            return
+        inputs = b.host_inputs(os.environ, ca_files=list(ca_files), host_bundle=not no_host_ca)
+        image_id = b.build(
+            client,
+            context,
+            tag=tag,
+            inputs=inputs,
+            dockerfile=dockerfile,
+            buildargs=args,
+            network=network,
+            nocache=no_cache,
+            quiet=quiet,
+            keep_cache=keep_cache,
+        )
+        click.echo(image_id)
+    except Exception as e:
+        # The docker SDK's own errors (a refused load, an API error) are the
+        # engine's answer, not a bug in corpnet: one line, exit 1.
+        if not type(e).__module__.startswith("docker."):
+            raise
+        raise b.BuildError(
+            f"the Docker engine refused: {e}", hint="see the engine's message; fix and retry"
+        ) from e
