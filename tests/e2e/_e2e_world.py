@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from _e2e_env import API_HOST, PROXY_USER, Pki, Result, Tracker, logs, wait_exit
+from _e2e_env import (
+    API_HOST,
+    IMAGES,
+    PROXY_USER,
+    Pki,
+    Result,
+    Tracker,
+    content_hash,
+    ensure_image,
+    logs,
+    make_repo,
+    wait_exit,
+    wait_for_log,
+)
 
 PROXY_URL = "http://proxy.corp.test:3128"
 
@@ -100,3 +115,71 @@ class World:
         )
         self.containers[name] = c
         return c
+
+
+def build_images(docker_client: Any, base_image: str) -> dict[str, str]:
+    """The test images: squid, inspector, nginx, and the agent image FROM corpnet-base."""
+    tags = {"base": base_image}
+    for name in ("squid", "inspector", "nginx"):
+        tags[name] = ensure_image(docker_client, name, IMAGES / name, content_hash([IMAGES / name]))
+    tags["agent"] = ensure_image(
+        docker_client,
+        "agent",
+        IMAGES / "agent",
+        content_hash([IMAGES / "agent"], base_image),
+        buildargs={"CORPNET_BASE": base_image},
+    )
+    return tags
+
+
+def start_world(docker_client: Any, tracker: Tracker, images: dict[str, str], root: Path) -> World:
+    """Write the PKI under ``root``, create the networks and start the services."""
+    pki = Pki(root)
+    pki.write()
+    srv, head = make_repo(root / "git")
+    password = "p@ss:" + secrets.token_urlsafe(12)  # characters that need URL encoding
+    secrets_dir = root / "secrets"
+    secrets_dir.mkdir(mode=0o755)
+    (secrets_dir / "proxy-password").write_text(password + "\n")
+    (secrets_dir / "proxy-password").chmod(0o600)
+    os.chown(secrets_dir / "proxy-password", 1000, 1000)
+
+    s = tracker.session
+    front = docker_client.networks.create(
+        f"corpnet-e2e-{s}-front", internal=True, labels=tracker.labels
+    )
+    back = docker_client.networks.create(
+        f"corpnet-e2e-{s}-back", internal=True, labels=tracker.labels
+    )
+    w = World(docker_client, tracker, images, pki, root, head, password, front, back)
+
+    api = w.start_service(
+        "api",
+        images["nginx"],
+        [API_HOST],
+        volumes={
+            str(root / "api"): {"bind": "/run/api", "mode": "ro"},
+            str(srv): {"bind": "/srv", "mode": "ro"},
+        },
+    )
+    proxy = w.start_service(
+        "proxy",
+        images["squid"],
+        [],
+        environment={"SQUID_USER": PROXY_USER, "SQUID_PASSWORD": password},
+    )
+    inspector = w.start_service(
+        "inspector",
+        images["inspector"],
+        [],
+        volumes={str(root / "inspector"): {"bind": "/run/inspector", "mode": "ro"}},
+    )
+    front.connect(proxy, aliases=["proxy.corp.test"])
+    front.connect(inspector, aliases=["inspector.corp.test"])
+    for c in (api, proxy, inspector):
+        c.start()
+    wait_for_log(api, "start worker process")
+    wait_for_log(proxy, "Accepting HTTP Socket connections")
+    wait_for_log(inspector, "Accepting SSL bumped HTTP Socket connections")
+    w.proxy = proxy
+    return w
