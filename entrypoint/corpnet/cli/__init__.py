@@ -4,6 +4,11 @@ Each command lives in its own module under ``corpnet.cli`` and is imported only
 when invoked, so ``corpnet run`` never pays for the host-side docker SDK and
 ``corpnet trust`` never imports the reachability code.
 
+The commands on the container start path (``run``, ``init``, ``trust``) in
+their plain forms skip click altogether (:func:`fast_path`): click's import is
+about a fifth of a start. Anything else, ``--help`` and every mistake included,
+goes through click, which owns the grammar and the messages.
+
 Errors are mapped to exit codes here, in one place: a :class:`CorpnetError`
 becomes one ``corpnet: error:`` line and its documented code. A Python
 traceback reaching a user is a bug; ``CORPNET_DEBUG=1`` shows it anyway.
@@ -11,63 +16,66 @@ traceback reaching a user is a bug; ``CORPNET_DEBUG=1`` shows it anyway.
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
-import click
-
-from corpnet import __version__
 from corpnet import log as logmod
 from corpnet.errors import ConfigErrors, CorpnetError, ExitCode
 
-# command name -> "module:attribute", imported lazily.
-COMMANDS: dict[str, str] = {
-    "trust": "corpnet.cli.trust:trust",
-    "identity": "corpnet.cli.identity:identity",
-    "env": "corpnet.cli.env:env",
-    "wait": "corpnet.cli.reach:wait",
-    "doctor": "corpnet.cli.reach:doctor",
-    "run": "corpnet.cli.run:run",
-    "init": "corpnet.cli.run:init",
-    "build": "corpnet.cli.build:build",
-}
+if TYPE_CHECKING:
+    import click
+
+_TRUST_FLAGS = {"--strict": "strict", "--json": "as_json", "--env": "as_env"}
 
 
-class LazyGroup(click.Group):
-    """A group whose subcommands are imported on first use."""
+def fast_path(argv: Sequence[str]) -> tuple[str, dict[str, Any]] | None:
+    """The command and parameters click would parse, for the plain start-path forms.
 
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(COMMANDS)
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        target = COMMANDS.get(cmd_name)
-        if target is None:
-            return None
-        module_name, _, attr = target.partition(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as e:
-            if e.name != module_name:
-                raise
-            return None  # not built yet in this version
-        command = getattr(module, attr)
-        if not isinstance(command, click.Command):
-            raise TypeError(target)
-        return command
-
-
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="corpnet")
-def cli() -> None:
-    """Make a container work inside a corporate network.
-
-    At container start corpnet merges mounted CA certificates into every trust
-    store, validates the client certificate and key, exports one consistent
-    proxy configuration, waits until the required hosts answer, then execs the
-    agent. Every command reads the same environment variables; see the README.
+    ``run -- CMD…``, ``run CMD…`` (CMD not an option), ``init``, and ``trust``
+    with distinct known flags; None for anything else (click decides).
     """
+    if not argv:
+        return None
+    name, rest = argv[0], list(argv[1:])
+    if name == "run":
+        command = rest[1:] if rest[:1] == ["--"] else rest
+        if not command or (command[0].startswith("-") and rest[:1] != ["--"]):
+            return None
+        return "run", {"command": tuple(command)}
+    if name == "init" and not rest:
+        return "init", {}
+    if name == "trust" and len(set(rest)) == len(rest) and set(rest) <= set(_TRUST_FLAGS):
+        params = dict.fromkeys(_TRUST_FLAGS.values(), False)
+        params.update({_TRUST_FLAGS[flag]: True for flag in rest})
+        return "trust", params
+    return None
+
+
+def _run_fast(name: str, params: dict[str, Any]) -> None:
+    if name == "run":
+        from corpnet.run import exec_agent
+
+        exec_agent(params["command"], os.environ)
+    elif name == "init":
+        from corpnet.run import start
+
+        start(os.environ)
+    else:
+        from corpnet.cli._trust import run
+
+        run(**params, environ=os.environ)
+
+
+def __getattr__(name: str) -> Any:
+    # ``corpnet.cli.cli`` and ``COMMANDS`` stay importable, without importing
+    # click for the fast path.
+    if name in {"cli", "COMMANDS", "LazyGroup"}:
+        from corpnet.cli import _group
+
+        return getattr(_group, name)
+    raise AttributeError(name)
 
 
 def report(error: CorpnetError) -> None:
@@ -81,18 +89,18 @@ def report(error: CorpnetError) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point: run the CLI and map errors to exit codes."""
     logmod.configure(os.environ)
+    args = list(sys.argv[1:] if argv is None else argv)
     try:
-        cli.main(args=list(argv) if argv is not None else None, standalone_mode=False)
+        fast = fast_path(args)
+        if fast is not None:
+            _run_fast(*fast)
+            return
+        from corpnet.cli._group import cli
+
+        _click_main(cli, args)
     except CorpnetError as e:
         report(e)
         sys.exit(int(e.exit_code))
-    except click.exceptions.Abort:
-        sys.exit(int(ExitCode.INTERRUPTED))
-    except click.exceptions.Exit as e:
-        sys.exit(e.exit_code)
-    except click.ClickException as e:
-        e.show()
-        sys.exit(int(ExitCode.USAGE))
     except KeyboardInterrupt:
         sys.exit(int(ExitCode.INTERRUPTED))
     except BrokenPipeError:
@@ -108,3 +116,17 @@ def main(argv: Sequence[str] | None = None) -> None:
             "please report it (CORPNET_DEBUG=1 shows the traceback)"
         )
         sys.exit(int(ExitCode.SOFTWARE))
+
+
+def _click_main(group: click.Group, args: list[str]) -> None:
+    import click
+
+    try:
+        group.main(args=args, prog_name="corpnet", standalone_mode=False)
+    except click.exceptions.Abort:
+        sys.exit(int(ExitCode.INTERRUPTED))
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(int(ExitCode.USAGE))
