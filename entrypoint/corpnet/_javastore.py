@@ -22,8 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 # The JDK's default for cacerts: a truststore holds nothing secret.
@@ -38,14 +37,6 @@ _TRUSTED_KEY_USAGE = bytes.fromhex("060c6086480186f966adca7b0101")  # 2.16.840.1
 _ANY_EXTENDED_KEY_USAGE = bytes.fromhex("0604551d2500")  # 2.5.29.37.0
 _SHA256 = bytes.fromhex("0609608648016503040201")  # 2.16.840.1.101.3.4.2.1
 _NULL = b"\x05\x00"
-
-
-def jvm_present(env: Mapping[str, str]) -> bool:
-    """Is a JVM installed: ``$JAVA_HOME/bin/java``, or ``java`` on ``PATH``?"""
-    java_home = env.get("JAVA_HOME")
-    if java_home and (Path(java_home) / "bin" / "java").is_file():
-        return True
-    return shutil.which("java", path=env.get("PATH")) is not None
 
 
 def _tlv(tag: int, content: bytes) -> bytes:
