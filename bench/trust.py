@@ -1,6 +1,11 @@
 """Benchmark: `corpnet trust` against Debian's `update-ca-certificates`, side by side.
 
-    .venv/bin/python bench/trust.py [--runs 9] [--dir /dev/shm]
+    .venv/bin/python bench/trust.py [--runs 9] [--dir /dev/shm] [--dev]
+
+corpnet is measured as corpnet-base ships it: Debian's own python3 running a
+wheel of this checkout (a virtual environment under bench/out/, made on first
+use). ``--dev`` measures the development .venv instead (an editable install,
+whatever interpreter made it): slower, and not what a container runs.
 
 Input (issue 2, section 3): 20 CA files plus one bundle of 1,000 certificates,
 on top of the distribution's own CAs (the ones /etc/ca-certificates.conf lists).
@@ -44,6 +49,24 @@ UCA = Path("/usr/sbin/update-ca-certificates")
 CERTS_CONF = Path("/etc/ca-certificates.conf")
 CERTS_DIR = Path("/usr/share/ca-certificates")
 CORPNET = Path(sys.executable).parent / "corpnet"
+REPO = Path(__file__).resolve().parents[1]
+SHIPPED_VENV = REPO / "bench" / "out" / "shipped-venv"
+DEBIAN_PYTHON = Path("/usr/bin/python3")  # what corpnet-base runs corpnet with
+
+
+def shipped_corpnet() -> Path:
+    """corpnet installed from a wheel into a venv of Debian's python3, as in the image."""
+    corpnet = SHIPPED_VENV / "bin" / "corpnet"
+    if not DEBIAN_PYTHON.exists():
+        raise SystemExit(f"bench: {DEBIAN_PYTHON} is missing (apt-get install python3-venv)")
+    subprocess.run([str(DEBIAN_PYTHON), "-m", "venv", str(SHIPPED_VENV)], check=True)
+    pip = [str(SHIPPED_VENV / "bin" / "pip"), "install", "-q", "--disable-pip-version-check"]
+    # Reinstalled every time: the figure is for this checkout's code.
+    subprocess.run([*pip, "--force-reinstall", "--no-deps", str(REPO)], check=True)
+    subprocess.run([*pip, str(REPO)], check=True)  # the dependencies, once
+    return corpnet
+
+
 MAX_RATIO = 0.10
 MAX_RSS_MB = 60.0
 
@@ -124,7 +147,14 @@ def main() -> int:
     parser.add_argument(
         "--dir", type=Path, default=default_dir, help="base for outputs (default: a tmpfs)"
     )
+    parser.add_argument(
+        "--dev", action="store_true", help="measure the development .venv, not the shipped form"
+    )
     args = parser.parse_args()
+    global CORPNET  # noqa: PLW0603 - one choice for the whole run
+    if not args.dev:
+        CORPNET = shipped_corpnet()
+    print(f"corpnet: {CORPNET} ({'development venv' if args.dev else 'as shipped'})")
     for tool in (UCA, CERTS_CONF, CORPNET):
         if not tool.exists():
             raise SystemExit(
