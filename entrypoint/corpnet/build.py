@@ -267,7 +267,7 @@ def connect() -> Any:
     except ModuleNotFoundError as e:
         raise ConfigError(
             "corpnet build needs the docker SDK, which is not installed",
-            hint="pip install 'corpnet[host]' (or pip install docker)",
+            hint="pip install docker (the host extra: pip install '.[host]' in a corpnet checkout)",
         ) from e
     try:
         client = docker.from_env()
