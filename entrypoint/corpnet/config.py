@@ -395,9 +395,9 @@ def load(env: Mapping[str, str], *, read_file: ReadFile = read_secret_file) -> S
     # Our own PKCS#12 conversion or decrypted copy, seen again on a restart or in
     # a shell that sourced env.sh, is output, not input: fall back to the mounts.
     if cert and _own_output(Path(cert), runtime_dir):
-        cert = None
+        cert = r.get("CORPNET_INPUT_CLIENT_CERT")  # what the user had named, if anything
     if key and _own_output(Path(key), runtime_dir):
-        key = None
+        key = r.get("CORPNET_INPUT_CLIENT_KEY")
     identity = IdentitySettings(
         cert=Path(cert) if cert else client_dir / "tls.crt",
         key=Path(key) if key else client_dir / "tls.key",

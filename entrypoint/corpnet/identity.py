@@ -265,11 +265,27 @@ def apply(
             f"wrote the decrypted client key to {key} (CORPNET_DECRYPT_KEY=1): mount a tmpfs "
             f"(emptyDir medium: Memory) at {runtime_dir} so it never reaches a disk"
         )
+    exports = exports_for(cert, key, passphrase, combined)
+    # When the exported path is our own copy (PKCS#12, CORPNET_DECRYPT_KEY), the
+    # user's variable is overwritten for the agent: remember what it named, so a
+    # later run in a shell that sourced env.sh (`docker exec … corpnet doctor`)
+    # checks the real input instead of falling back to the default path.
+    inputs = {
+        INPUT_CERT_VAR: s.cert if s.cert_explicit and cert != s.cert else None,
+        INPUT_KEY_VAR: s.key if s.key_explicit and key != s.key else None,
+    }
+    remembered = {name: str(path) for name, path in inputs.items() if path is not None}
+    if remembered:
+        exports = Exports(
+            env={**exports.env, **remembered},
+            java_options=exports.java_options,
+            secret_names=exports.secret_names,
+        )
     return IdentityResult(
         cert=cert,
         key=key,
         passphrase=passphrase,
-        exports=exports_for(cert, key, passphrase, combined),
+        exports=exports,
         report=report,
         warnings=list(report.warnings),
     )
@@ -304,6 +320,11 @@ def _write_outputs(
         written.append(OUT_COMBINED)
     _remove_stale(client_dir, keep=written)
     return cert, key, passphrase, combined
+
+
+# The user's own certificate and key paths, when the exported ones are copies.
+INPUT_CERT_VAR = "CORPNET_INPUT_CLIENT_CERT"
+INPUT_KEY_VAR = "CORPNET_INPUT_CLIENT_KEY"
 
 
 def exports_for(cert: Path, key: Path, passphrase: str | None, combined: Path | None) -> Exports:

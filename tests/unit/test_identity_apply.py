@@ -290,3 +290,39 @@ def test_unwritable_runtime_dir_is_a_permission_error(client: Client, root: Auth
         e.value
     )
     assert "CORPNET_RUNTIME_DIR" in str(e.value)
+
+
+def test_a_decrypted_copy_remembers_the_users_key_for_a_nested_run(
+    client: Client, root: Authority
+) -> None:
+    """A shell that sourced env.sh (docker exec) re-runs corpnet on the user's real key."""
+    key = private_key("ec")
+    client.write("tls.crt", cert_pem(make_leaf(root, key=key)), 0o644)
+    users_key = client.write("team.key", key_pem(key, "pkcs8", PASS))
+    first_env = {
+        "CLAUDE_CODE_CLIENT_KEY": str(users_key),
+        "CLAUDE_CODE_CLIENT_KEY_PASSPHRASE": PASS,
+        "CORPNET_DECRYPT_KEY": "1",
+    }
+    first = apply(client, first_env)
+    assert first is not None
+    assert first.exports.env["CLAUDE_CODE_CLIENT_KEY"] == str(client.root / "run/client/tls.key")
+    assert first.exports.env["CORPNET_INPUT_CLIENT_KEY"] == str(users_key)
+    # The nested run sees what env.sh exported, on top of the container's variables.
+    nested = apply(client, {**first_env, **first.exports.env})
+    assert nested is not None
+    assert nested.report.key_path == users_key  # checked the real input, not our copy
+    assert nested.report.encrypted
+    assert client.settings({**first_env, **first.exports.env}).identity.key == users_key
+
+
+def test_nothing_is_remembered_when_the_exported_key_is_the_users_own(
+    client: Client, root: Authority
+) -> None:
+    key = private_key("rsa")
+    client.write("tls.crt", cert_pem(make_leaf(root, key=key)), 0o644)
+    client.write("tls.key", key_pem(key, "pkcs8"))
+    result = apply(client)
+    assert result is not None
+    assert "CORPNET_INPUT_CLIENT_KEY" not in result.exports.env
+    assert "CORPNET_INPUT_CLIENT_CERT" not in result.exports.env
