@@ -87,6 +87,8 @@ def prepare(
         roots_pem=trust_result.bundle.read_bytes(),
         now=now,
         owner=owner,
+        # The groups the agent will really have (fsGroup, --group-add included).
+        groups=account.groups if account else None,
     )
     if identity_result is not None:
         for w in identity_result.warnings:
