@@ -7,6 +7,8 @@ name ``conftest``, so importing from it picks whichever was loaded last.
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -55,3 +57,22 @@ CorpnetCli = Callable[..., CliResult]
 
 
 CorpnetCli = Callable[..., CliResult]
+
+
+def compose_command() -> list[str]:
+    """`docker compose` (v2) when the Docker CLI has it, else Debian's docker-compose.
+
+    Raises AssertionError (a test failure with the fix) when neither is installed.
+    """
+    docker = shutil.which("docker")
+    if docker is not None:
+        probe = subprocess.run(
+            [docker, "compose", "version"], capture_output=True, check=False, timeout=30
+        )
+        if probe.returncode == 0:
+            return [docker, "compose"]
+    legacy = shutil.which("docker-compose")
+    assert legacy is not None, (
+        "neither `docker compose` nor docker-compose is installed: apt-get install docker-compose"
+    )
+    return [legacy]

@@ -38,6 +38,7 @@ from _e2e_env import (
 from _e2e_world import PROXY_URL, World
 from cryptography.hazmat.primitives import serialization
 
+from _testenv import compose_command
 from corpnet import build as corpnet_build
 from corpnet._build_strip import needles_for
 
@@ -457,21 +458,6 @@ def test_claude_code_process_gets_the_variables_corpnet_computed(
 # --- compose --------------------------------------------------------------------------------
 
 
-def _compose_cmd() -> list[str]:
-    """`docker compose` (v2) when the Docker CLI has it, else Debian's docker-compose."""
-    docker_cli = shutil.which("docker")
-    if docker_cli is not None:
-        probe = subprocess.run(
-            [docker_cli, "compose", "version"], capture_output=True, check=False, timeout=30
-        )
-        if probe.returncode == 0:
-            return [docker_cli, "compose"]
-    legacy = shutil.which("docker-compose")
-    if legacy is None:
-        pytest.fail("neither `docker compose` nor docker-compose is installed")
-    return [legacy]
-
-
 def test_compose_example_agent_answers_through_its_local_proxy(  # noqa: PLR0917 - fixtures
     docker_client: Any,
     world: World,
@@ -514,7 +500,7 @@ def test_compose_example_agent_answers_through_its_local_proxy(  # noqa: PLR0917
     (work / "override.json").write_text(json.dumps(override))
     project = f"corpnet-e2e-{world.tracker.session}-compose"
     compose = [
-        *_compose_cmd(),
+        *compose_command(),
         "--project-name",
         project,
         "-f",

@@ -21,6 +21,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from _testenv import compose_command
+
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
 K8S = ROOT / "examples" / "kubernetes"
@@ -293,29 +295,12 @@ def test_dockerfile_passes_hadolint(path: Path) -> None:
 # --- Compose ---------------------------------------------------------------
 
 
-def _compose() -> list[str]:
-    """`docker compose` (v2) when the Docker CLI has it, else Debian's docker-compose."""
-    docker = shutil.which("docker")
-    if docker is not None:
-        probe = subprocess.run(
-            [docker, "compose", "version"], capture_output=True, check=False, timeout=30
-        )
-        if probe.returncode == 0:
-            return [docker, "compose"]
-    legacy = shutil.which("docker-compose")
-    if legacy is not None:
-        return [legacy]
-    pytest.fail(
-        "neither `docker compose` nor docker-compose is installed: apt-get install docker-compose"
-    )
-
-
 def _compose_config(tmp_path: Path, *args: str) -> dict[str, Any]:
     # Compose interpolates this process's variables; the autouse clean_env
     # fixture has removed the host's proxy and CA ones.
     env = dict(os.environ) | {"CORPNET_SECRETS_DIR": str(tmp_path), "CORPNET_PROXY_USER": "alice"}
     done = subprocess.run(
-        [*_compose(), "-f", str(COMPOSE), *args, "config"],
+        [*compose_command(), "-f", str(COMPOSE), *args, "config"],
         capture_output=True,
         text=True,
         env=env,
@@ -368,7 +353,7 @@ def test_compose_rejects_a_broken_file(tmp_path: Path) -> None:
     broken = tmp_path / "compose.yml"
     broken.write_text("services:\n  agent:\n    image: x\n    secretz: [a]\n")
     done = subprocess.run(
-        [*_compose(), "-f", str(broken), "config"],
+        [*compose_command(), "-f", str(broken), "config"],
         capture_output=True,
         text=True,
         env=dict(os.environ),

@@ -92,17 +92,12 @@ def summary(result: TrustResult) -> str:
     return f"trust: {head}; {tail}" + (f"; {', '.join(extras)}" if extras else "")
 
 
-def _quote(value: str) -> str:
-    """POSIX single quotes: the one quoting every shell reads the same way."""
-    return "'" + value.replace("'", "'\\''") + "'"
-
-
 def env_lines(result: TrustResult, base: Mapping[str, str]) -> str:
     """``export NAME='value'`` for every CA variable, JAVA_TOOL_OPTIONS appended to."""
-    from corpnet.environment import merge
+    from corpnet.environment import merge, render
 
     merged = merge(base, [result.exports])
     names = sorted(result.exports.env)
     if result.exports.java_options:
         names.append("JAVA_TOOL_OPTIONS")
-    return "".join(f"export {name}={_quote(merged[name])}\n" for name in names)
+    return render({name: merged[name] for name in names}, "sh", secret_names=frozenset())
