@@ -20,7 +20,7 @@ import trustme
 from _e2e_env import Tracker, find_in_export, host_env, wait_for_log
 
 from corpnet import build as corpnet_build
-from corpnet._build_strip import TRUST_DIR, needles_for
+from corpnet.build._strip import TRUST_DIR, needles_for
 
 pytestmark = pytest.mark.e2e
 

@@ -40,7 +40,7 @@ from cryptography.hazmat.primitives import serialization
 
 from _testenv import compose_command
 from corpnet import build as corpnet_build
-from corpnet._build_strip import needles_for
+from corpnet.build._strip import needles_for
 
 pytestmark = pytest.mark.e2e
 

@@ -13,7 +13,7 @@ import trustme
 from _e2e_env import REPO, Tracker, find_in_export
 
 from corpnet import build as corpnet_build
-from corpnet._build_strip import needles_for
+from corpnet.build._strip import needles_for
 
 pytestmark = pytest.mark.e2e
 

@@ -8,15 +8,15 @@ import pytest
 import trustme
 
 from _testenv import CorpnetCli
-from corpnet._build_base import (
+from corpnet.build import host_inputs, parse_froms, proxy_build_args, rewrite_froms
+from corpnet.build._base import (
     AptSource,
     image_sources,
     parse_deb822,
     parse_sources_list,
     pick_sources,
 )
-from corpnet._build_strip import TRUST_DIR, TrustImage, strip_config
-from corpnet.build import host_inputs, parse_froms, proxy_build_args, rewrite_froms
+from corpnet.build._strip import TRUST_DIR, TrustImage, strip_config
 from corpnet.errors import ConfigError, DataError
 
 DEB822 = """\

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from corpnet._build_strip import _full_tag
+from corpnet.build._strip import _full_tag
 
 
 @pytest.mark.parametrize(

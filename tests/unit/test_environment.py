@@ -13,9 +13,10 @@ import pytest
 import trustme
 
 from _testenv import CorpnetCli
-from corpnet import _sysstore, environment
+from corpnet import environment
 from corpnet.environment import Exports, merge, persist, read_persisted, render
 from corpnet.errors import ExitCode, UsageError
+from corpnet.trust import _system
 
 REPO = Path(__file__).resolve().parents[2]
 PROFILE_HOOK = REPO / "images/base/rootfs/etc/profile.d/corpnet.sh"
@@ -297,8 +298,8 @@ def box(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ca: trustme.CA) -> dict
     system = tmp_path / "etc" / "ca-certificates.crt"
     system.parent.mkdir()
     ca.cert_pem.write_to_path(str(system))
-    monkeypatch.setattr(_sysstore, "DISTRO_BUNDLES", (system,))
-    monkeypatch.setattr(_sysstore, "PRISTINE", tmp_path / "var" / "pristine.pem")
+    monkeypatch.setattr(_system, "DISTRO_BUNDLES", (system,))
+    monkeypatch.setattr(_system, "PRISTINE", tmp_path / "var" / "pristine.pem")
     (tmp_path / "run").mkdir()
     return {
         "CORPNET_CONFIG_DIR": str(tmp_path / "etc-corpnet"),

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from corpnet._hooks import HookError, run_hooks
+from corpnet.run._hooks import HookError, run_hooks
 
 
 def _hook(directory: Path, name: str, body: str, *, executable: bool = True) -> Path:

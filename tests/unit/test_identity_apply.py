@@ -26,8 +26,8 @@ from test_identity import (  # noqa: F401 - shared fixtures, registered by name
 
 from corpnet import identity
 from corpnet import log as logmod
-from corpnet._keys import pem_labels
 from corpnet.errors import ExitCode
+from corpnet.identity._keys import pem_labels
 
 PASS = "s3cret phrase"
 

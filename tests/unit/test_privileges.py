@@ -7,8 +7,8 @@ import pwd
 
 import pytest
 
-from corpnet._privileges import drop_privileges, resolve_account
 from corpnet.errors import ConfigError
+from corpnet.run._privileges import drop_privileges, resolve_account
 
 
 def test_unset_means_stay() -> None:

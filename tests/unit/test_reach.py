@@ -18,13 +18,13 @@ from dataclasses import dataclass
 
 import pytest
 
-from corpnet import _reach_diagnose as diag
-from corpnet import _reach_report, reach
-from corpnet._reach_diagnose import Context, Stage
+from corpnet import reach
 from corpnet.config import HostPort, ReachSettings
 from corpnet.errors import ExitCode
 from corpnet.log import Log
-from corpnet.reach import HostResult, Report, RetryPolicy, Target
+from corpnet.reach import HostResult, Report, RetryPolicy, Target, _report
+from corpnet.reach import _diagnose as diag
+from corpnet.reach._diagnose import Context, Stage
 
 CTX = Context("api.corp.test", 443, proxy="http://alice:***@proxy:3128", proxy_user="alice")
 
@@ -287,7 +287,7 @@ def test_json_shape() -> None:
 
 def test_line_reporter_prints_one_line_per_new_kind_of_failure() -> None:
     stream = io.StringIO()
-    reporter = _reach_report.Reporter(Log(stream=stream), now=lambda: 0.0)
+    reporter = _report.Reporter(Log(stream=stream), now=lambda: 0.0)
     r = result("a", "probing", failure("connection-refused", ExitCode.UNAVAILABLE, retryable=True))
     reporter.started([r], 60)
     for attempt in (1, 2, 3):
@@ -307,8 +307,8 @@ def test_tty_reporter_draws_a_live_line_then_the_table() -> None:
             return True
 
     stream = Tty()
-    reporter = _reach_report.for_log(Log(stream=stream))
-    assert isinstance(reporter, _reach_report.TtyReporter)
+    reporter = _report.for_log(Log(stream=stream))
+    assert isinstance(reporter, _report.TtyReporter)
     r = result("a", "probing", failure("timeout", ExitCode.UNAVAILABLE, retryable=True))
     reporter.started([r], 60)
     reporter.tick(1.5)
@@ -326,7 +326,7 @@ def test_secrets_never_reach_the_lines() -> None:
     stream = io.StringIO()
     log = Log(stream=stream)
     log.add_secret("hunter2")
-    reporter = _reach_report.Reporter(log)
+    reporter = _report.Reporter(log)
     reporter.finished(result("a", "failed", failure("leak hunter2", ExitCode.CONFIG)))
     assert "hunter2" not in stream.getvalue()
 

@@ -18,8 +18,9 @@ import pytest
 from cryptography.hazmat.primitives.serialization import pkcs12
 from trust_pki import NOW, der, ders_in, make_cert, pem, system_bundle
 
-from corpnet import _sysstore, config, trust
+from corpnet import config, trust
 from corpnet.errors import ExitCode
+from corpnet.trust import _system
 
 SYSTEM_PEM, SYSTEM = system_bundle()
 CA1 = make_cert("Corp Root One", serial=11)
@@ -29,8 +30,8 @@ CA2 = make_cert("Corp Root Two", serial=12)
 @pytest.fixture(autouse=True)
 def no_host_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Even a test that forgets to inject paths cannot reach the host's /etc."""
-    monkeypatch.setattr(_sysstore, "DISTRO_BUNDLES", (tmp_path / "unused-etc" / "bundle.crt",))
-    monkeypatch.setattr(_sysstore, "PRISTINE", tmp_path / "unused-var" / "pristine.pem")
+    monkeypatch.setattr(_system, "DISTRO_BUNDLES", (tmp_path / "unused-etc" / "bundle.crt",))
+    monkeypatch.setattr(_system, "PRISTINE", tmp_path / "unused-var" / "pristine.pem")
 
 
 class Box:
@@ -442,11 +443,11 @@ except CorpnetError as e:
 
 
 def test_truststore_is_deterministic_and_its_mac_verifies(box: Box, tmp_path: Path) -> None:
-    from corpnet import _javastore
+    from corpnet.trust import _java
 
     ders = [*map(der, SYSTEM), der(CA1)]
-    store = _javastore.truststore(ders, ["a", "b", "c", "d"])
-    assert store == _javastore.truststore(ders, ["a", "b", "c", "d"])  # restarts: byte-identical
+    store = _java.truststore(ders, ["a", "b", "c", "d"])
+    assert store == _java.truststore(ders, ["a", "b", "c", "d"])  # restarts: byte-identical
     path = tmp_path / "store.p12"
     path.write_bytes(store)
 

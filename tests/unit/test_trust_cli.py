@@ -11,7 +11,7 @@ import pytest
 from trust_pki import NOW, der, ders_in, make_cert, pem, private_key_pem, system_bundle
 
 from _testenv import CorpnetCli
-from corpnet import _sysstore
+from corpnet.trust import _system
 
 SYSTEM_PEM, SYSTEM = system_bundle()
 CA1 = make_cert("Corp Root One", serial=21)
@@ -20,8 +20,8 @@ CA1 = make_cert("Corp Root One", serial=21)
 @pytest.fixture
 def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """A container's variables, with every system path inside tmp_path."""
-    monkeypatch.setattr(_sysstore, "DISTRO_BUNDLES", (tmp_path / "etc" / "bundle.crt",))
-    monkeypatch.setattr(_sysstore, "PRISTINE", tmp_path / "var" / "pristine.pem")
+    monkeypatch.setattr(_system, "DISTRO_BUNDLES", (tmp_path / "etc" / "bundle.crt",))
+    monkeypatch.setattr(_system, "PRISTINE", tmp_path / "var" / "pristine.pem")
     monkeypatch.setenv("PATH", "/usr/bin:/bin")
     monkeypatch.delenv("JAVA_HOME", raising=False)
     (tmp_path / "config" / "ca.d").mkdir(parents=True)

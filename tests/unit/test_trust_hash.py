@@ -11,7 +11,7 @@ from cryptography.x509.name import _ASN1Type
 from cryptography.x509.oid import NameOID
 from trust_pki import der, make_cert, pem
 
-from corpnet import _certhash, _pem
+from corpnet.trust import _hash, _pem
 
 A = x509.NameAttribute
 CN, ORG, OU, C, E = (
@@ -64,14 +64,14 @@ def test_tricky_subjects_hash_like_openssl(tmp_path: Path) -> None:
     }
     expected = openssl_hashes({k: pem(c) for k, c in certs.items()}, tmp_path)
     assert set(expected) == set(TRICKY)
-    ours = {label: _certhash.subject_hash(der(c)) for label, c in certs.items()}
+    ours = {label: _hash.subject_hash(der(c)) for label, c in certs.items()}
     assert ours == expected
 
 
 def test_case_and_space_variants_share_a_hash_like_in_openssl() -> None:
     a = make_cert(x509.Name([A(CN, "Corp  Root")]))
     b = make_cert(x509.Name([A(CN, " corp root ", _type=_ASN1Type.PrintableString)]))
-    assert _certhash.subject_hash(der(a)) == _certhash.subject_hash(der(b))
+    assert _hash.subject_hash(der(a)) == _hash.subject_hash(der(b))
 
 
 def test_system_bundle_hashes_like_openssl_x509(tmp_path: Path) -> None:
@@ -89,13 +89,13 @@ def test_system_bundle_hashes_like_openssl_x509(tmp_path: Path) -> None:
         text=True,
         check=False,
     ).stdout.split()
-    assert out == [_certhash.subject_hash(d) for d in ders]
+    assert out == [_hash.subject_hash(d) for d in ders]
 
 
 @pytest.mark.parametrize("bad", [b"", b"\x30\x03\x02\x01", b"\x30\x82\xff\xff\x00"])
 def test_malformed_der_raises_a_value_error(bad: bytes) -> None:
     with pytest.raises(ValueError, match=r"DER|expected"):
-        _certhash.subject_hash(bad)
+        _hash.subject_hash(bad)
 
 
 def test_a_name_type_openssl_cannot_read_is_refused(tmp_path: Path) -> None:
@@ -109,4 +109,4 @@ def test_a_name_type_openssl_cannot_read_is_refused(tmp_path: Path) -> None:
     )
     assert openssl.returncode != 0  # the premise
     with pytest.raises(ValueError, match="OpenSSL cannot read"):
-        _certhash.subject_hash(der(cert))
+        _hash.subject_hash(der(cert))

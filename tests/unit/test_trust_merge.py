@@ -300,7 +300,7 @@ def test_file_warnings_are_one_line_per_file_and_capped() -> None:
 
 
 def test_split_drops_every_certificate_of_a_file_with_a_key() -> None:
-    from corpnet import _pem
+    from corpnet.trust import _pem
 
     split = _pem.split(pem(CORP_A) + private_key_pem() + pem(CORP_B))
     assert split.private_key == "PRIVATE KEY"
@@ -309,7 +309,7 @@ def test_split_drops_every_certificate_of_a_file_with_a_key() -> None:
 
 
 def test_canonical_input_blocks_are_reused_and_others_rewritten() -> None:
-    from corpnet import _pem
+    from corpnet.trust import _pem
 
     canonical = pem(CORP_A)
     assert _pem.split(canonical).pems == [canonical]

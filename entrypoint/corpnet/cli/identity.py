@@ -67,8 +67,8 @@ def identity(as_json: bool, strict: bool) -> None:
 
 def _agent(settings: Settings) -> tuple[int, frozenset[int]]:
     """Who must be able to read the files: CORPNET_USER when root will drop to it, else us."""
-    from corpnet._privileges import resolve_account
     from corpnet.identity import agent_groups
+    from corpnet.run._privileges import resolve_account
 
     euid = os.geteuid()
     account = resolve_account(settings.run.user, euid=euid) if euid == 0 else None

@@ -34,9 +34,10 @@ def wait(timeout: float | None, as_json: bool) -> None:
     (proxy credentials, missing CA, unknown host name), 65 client certificate
     rejected, 143/130 SIGTERM/SIGINT.
     """
-    from corpnet import _reach_inputs, config, reach
+    from corpnet import config, reach
     from corpnet import log as logmod
     from corpnet import proxy as proxymod
+    from corpnet.reach import _inputs
 
     settings = config.load(os.environ)
     log = logmod.get()
@@ -49,9 +50,9 @@ def wait(timeout: float | None, as_json: bool) -> None:
             click.echo(json.dumps({"ok": True, "skipped": "CORPNET_WAIT=off"}))
         return
     proxy = proxymod.resolve(settings.proxy, allowlist=settings.reach.allowlist)
-    bundle = _reach_inputs.bundle(settings)
+    bundle = _inputs.bundle(settings)
     with contextlib.ExitStack() as stack:
-        identity = _reach_inputs.identity(settings, bundle.pem, stack)
+        identity = _inputs.identity(settings, bundle.pem, stack)
         try:
             report = reach.wait_for_hosts(
                 reach_settings, route=proxy.proxy_for, ca_pem=bundle.pem, identity=identity
@@ -86,10 +87,10 @@ def doctor(timeout: float | None, as_json: bool) -> None:
     them (deadline --timeout, default 15 s). Writes no file. Exit codes: 0 all
     good (warnings included), 1 something is wrong.
     """
-    from corpnet import _reach_doctor
+    from corpnet import doctor
     from corpnet import log as logmod
 
-    result = _reach_doctor.run(os.environ, timeout=timeout)
+    result = doctor.run(os.environ, timeout=timeout)
     if as_json:
         _echo_json(result.to_json())
     else:

@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING
 
 from corpnet import config, environment, files
 from corpnet import log as logmod
-from corpnet._hooks import run_hooks
-from corpnet._privileges import Account, drop_privileges, resolve_account
 from corpnet.errors import CorpnetError, ExitCode, UsageError
+from corpnet.run._hooks import run_hooks
+from corpnet.run._privileges import Account, drop_privileges, resolve_account
 
 if TYPE_CHECKING:
     from corpnet.identity import IdentityResult

@@ -29,11 +29,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
-from corpnet import _keys
 from corpnet import files as filesmod
 from corpnet import log as logmod
-from corpnet._clientcheck import Check, Identity, IdentityReport, inspect
-from corpnet._clientfiles import (
+from corpnet.config import IdentitySettings, Settings
+from corpnet.environment import Exports
+from corpnet.identity import _keys
+from corpnet.identity._check import Check, Identity, IdentityReport, inspect
+from corpnet.identity._files import (
     CERT_VAR,
     KEY_VAR,
     Inputs,
@@ -43,15 +45,13 @@ from corpnet._clientfiles import (
     read,
     resolve_inputs,
 )
-from corpnet._keys import (
+from corpnet.identity._keys import (
     ClientFileError,
     ClientKeyPermissionError,
     IdentityConfigError,
     KeyPassphraseError,
     LoadedKey,
 )
-from corpnet.config import IdentitySettings, Settings
-from corpnet.environment import Exports
 
 __all__ = [
     "Check",
@@ -209,7 +209,7 @@ def check(
 def agent_groups(uid: int, gid: int) -> frozenset[int]:
     """The groups ``uid`` will have: its account's groups plus the container's extra ones.
 
-    Mirrors corpnet._privileges: supplementary groups the container was started
+    Mirrors corpnet.run._privileges: supplementary groups the container was started
     with (``--group-add``, Kubernetes ``fsGroup``) are kept; root's group 0 is not.
     """
     groups = {gid}

@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from corpnet._reach_diagnose import Diagnosis, Stage
 from corpnet.config import HostPort
 from corpnet.errors import ExitCode
+from corpnet.reach._diagnose import Diagnosis, Stage
 
 # ready: the probe passed. failed: an error waiting cannot fix. timeout: still
 # failing (retryably) at the deadline. skipped: an optional host still being

@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import re
 
-from corpnet._der import DerError, check_name_tag, element, span, truncation_is_der_error
+from corpnet.trust._der import DerError, check_name_tag, element, span, truncation_is_der_error
 
 # asn1_string_canon's ASN1_MASK_CANON, tag -> how ASN1_STRING_to_UTF8 decodes it
 # (one byte per character for the 8-bit types, as OpenSSL does).

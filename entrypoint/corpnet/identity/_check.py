@@ -14,9 +14,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from corpnet import _clientchain, _keys
-from corpnet._clientfiles import Inputs, Source
-from corpnet._keys import ClientFileError
+from corpnet.identity import _chain, _keys
+from corpnet.identity._files import Inputs, Source
+from corpnet.identity._keys import ClientFileError
 
 Status = Literal["ok", "warning", "skipped"]
 _Warn = Callable[[str, str], None]
@@ -273,7 +273,7 @@ def _check_chain(
             )
         checks.append(Check("chain", "skipped", "no ca.crt and no trust bundle to verify against"))
         return
-    outcome = _clientchain.verify(chain[0], chain[1:], usable, now=now)
+    outcome = _chain.verify(chain[0], chain[1:], usable, now=now)
     if outcome.ok:
         checks.append(Check("chain", "ok", outcome.detail))
         return

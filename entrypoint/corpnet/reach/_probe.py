@@ -2,7 +2,7 @@
 
 Sockets live here and nowhere else in the reachability stage. An attempt either
 returns the last :class:`Stage` it completed or raises
-:class:`~corpnet._reach_diagnose.ProbeFailure`; the caller bounds it with a
+:class:`~corpnet.reach._diagnose.ProbeFailure`; the caller bounds it with a
 timeout and reads :attr:`Tracker.stage` to say where a silent peer stopped it.
 """
 
@@ -17,8 +17,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from corpnet import _reach_diagnose as diag
-from corpnet._reach_diagnose import Context, ProbeFailure, Stage
+from corpnet.reach import _diagnose as diag
+from corpnet.reach._diagnose import Context, ProbeFailure, Stage
 
 Address = tuple[int, tuple[object, ...]]  # (family, sockaddr) from getaddrinfo
 Resolver = Callable[[str, int], Awaitable[list[Address]]]

@@ -169,7 +169,7 @@ def read(der: bytes) -> Certificate:
     valid, valid_end = span(der, pos, tbs_end, _SEQ)
     not_before, after_pos = _time(der, valid, valid_end)
     not_after, _ = _time(der, after_pos, valid_end)
-    # Only delimited here: corpnet._certhash walks it in depth to hash it.
+    # Only delimited here: corpnet.trust._hash walks it in depth to hash it.
     pos = span(der, valid_end, tbs_end, _SEQ)[1]
     subject = der[valid_end:pos]
     if issuer != subject:  # a root's issuer is its subject, which the hashing checks

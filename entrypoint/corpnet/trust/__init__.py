@@ -13,7 +13,7 @@ system bundle in ``/etc`` itself. Most CA variables *replace* a tool's default
 store, so every one of them points at the merged bundle, never at the
 corporate CAs alone.
 
-The core (:func:`merge`, in :mod:`corpnet._merge`) is pure: file contents and
+The core (:func:`merge`, in :mod:`corpnet.trust._merge`) is pure: file contents and
 ``now`` in, a bundle and a report out. :func:`read_inputs`,
 :func:`merged_bundle_pem` and :func:`apply` are the edges. A second run on the
 same input rewrites nothing.
@@ -27,9 +27,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from corpnet import _sysstore, files
-from corpnet._cainputs import InputFile, read_inputs
-from corpnet._merge import (
+from corpnet import files
+from corpnet.config import Settings, TrustSettings
+from corpnet.environment import Exports
+from corpnet.errors import ConfigError, PermissionDeniedError
+from corpnet.trust import _system
+from corpnet.trust._inputs import InputFile, read_inputs
+from corpnet.trust._merge import (
     CertificateFileError,
     FileReport,
     Merged,
@@ -38,9 +42,6 @@ from corpnet._merge import (
     hashed_names,
     merge,
 )
-from corpnet.config import Settings, TrustSettings
-from corpnet.environment import Exports
-from corpnet.errors import ConfigError, PermissionDeniedError
 
 __all__ = [
     "BUNDLE_NAME",
@@ -131,7 +132,7 @@ def exports(bundle: Path, cert_dir: Path, truststore: Path | None) -> Exports:
     env["SSL_CERT_DIR"] = str(cert_dir)  # OpenSSL, Go, rustls-native-certs: replaces /etc/ssl/certs
     java: tuple[str, ...] = ()
     if truststore is not None:
-        from corpnet._javastore import java_options
+        from corpnet.trust._java import java_options
 
         java = java_options(truststore)
     return Exports(env=env, java_options=java)
@@ -153,12 +154,12 @@ def _merge_settings(
     now: dt.datetime | None,
     pristine: Path | None,
     candidates: Sequence[Path] | None,
-) -> tuple[Merged, _sysstore.Source]:
-    source = _sysstore.find_source(
+) -> tuple[Merged, _system.Source]:
+    source = _system.find_source(
         trust.system_bundle,
         own_dirs=own_dirs,
-        pristine=pristine or _sysstore.PRISTINE,
-        candidates=candidates if candidates is not None else _sysstore.DISTRO_BUNDLES,
+        pristine=pristine or _system.PRISTINE,
+        candidates=candidates if candidates is not None else _system.DISTRO_BUNDLES,
     )
     try:
         system_pem = source.path.read_bytes()
@@ -256,7 +257,7 @@ def apply(
 def _write(
     settings: Settings,
     merged: Merged,
-    source: _sysstore.Source,
+    source: _system.Source,
     *,
     runtime_dir: Path,
     own: Sequence[Path],
@@ -280,31 +281,31 @@ def _write(
             names.extend(hashed_names(merged.ders, merged.subject_hashes))
         return names
 
-    from corpnet import _certdir
+    from corpnet.trust import _certdir
 
     if _certdir.write(cert_dir, merged.pems, file_names, bundle_pem):
         written.append(cert_dir)
     truststore: Path | None = None
     if jvm_present(env):
-        from corpnet import _javastore  # hmac, shutil: only paid for with a JVM
+        from corpnet.trust import _java  # hmac, shutil: only paid for with a JVM
 
         truststore = runtime_dir / TRUSTSTORE_NAME
         # Written before the bundle: an unchanged bundle then proves the store is
         # current, and a restart skips building it.
         if not (unchanged and truststore.is_file()):
             aliases = [name or f"corpnet-{i}" for i, name in enumerate(file_names())]
-            if files.write_atomic(truststore, _javastore.truststore(merged.ders, aliases)):
+            if files.write_atomic(truststore, _java.truststore(merged.ders, aliases)):
                 written.append(truststore)
     if files.write_atomic(bundle, bundle_pem):
         written.append(bundle)
     warnings = file_warnings(merged.files)
     system_updated = False
     if euid == 0 and settings.trust.system_store == "auto":
-        update = _sysstore.update(
+        update = _system.update(
             bundle_pem,
             own_dirs=own,
-            pristine=pristine or _sysstore.PRISTINE,
-            candidates=candidates if candidates is not None else _sysstore.DISTRO_BUNDLES,
+            pristine=pristine or _system.PRISTINE,
+            candidates=candidates if candidates is not None else _system.DISTRO_BUNDLES,
         )
         warnings += update.warnings
         system_updated = bool(update.updated)

@@ -10,7 +10,7 @@ distribution's own and is trusted as is.
 
 from __future__ import annotations
 
-from corpnet import _der
+from corpnet.trust import _der
 
 MIN_RSA_BITS = 2048  # rustls, uv and OpenSSL at security level 2 (Debian's default)
 
@@ -20,7 +20,7 @@ def describe(cert: _der.Certificate) -> str:
     cn = _der.common_name(cert.subject)
     if cn:
         return f"'{cn}'"
-    from corpnet._certhash import name_hash
+    from corpnet.trust._hash import name_hash
 
     return f"with subject hash {name_hash(cert.subject)}"
 

@@ -17,11 +17,11 @@ from typing import Protocol
 
 import tenacity
 
-from corpnet import _reach_probe as probe_mod
-from corpnet._reach_diagnose import Context, ProbeFailure, Stage
-from corpnet._reach_diagnose import timeout as timeout_diagnosis
-from corpnet._reach_model import HostResult, Report, Target
-from corpnet._reach_probe import Plan, Proxy, Resolver, Tracker
+from corpnet.reach import _probe as probe_mod
+from corpnet.reach._diagnose import Context, ProbeFailure, Stage
+from corpnet.reach._diagnose import timeout as timeout_diagnosis
+from corpnet.reach._model import HostResult, Report, Target
+from corpnet.reach._probe import Plan, Proxy, Resolver, Tracker
 
 Route = Callable[[str, int], Proxy | None]
 Clock = Callable[[], float]
@@ -48,7 +48,7 @@ class RetryPolicy:
 
 
 class Events(Protocol):
-    """What a reporter hears while probing (see ``corpnet._reach_report``)."""
+    """What a reporter hears while probing (see ``corpnet.reach._report``)."""
 
     def started(self, results: Sequence[HostResult], timeout: float) -> None: ...
     def retrying(self, result: HostResult, sleep: float) -> None: ...

@@ -1,10 +1,10 @@
 """The pure core of the trust stage: file contents and ``now`` in, bundle and report out.
 
-:func:`merge` splits every input (see :mod:`corpnet._pem`), drops duplicates by
+:func:`merge` splits every input (see :mod:`corpnet.trust._pem`), drops duplicates by
 the SHA-256 of the DER (within a file, across files, against the system
-bundle), reads each new certificate's outline (:mod:`corpnet._der`), hashes its
-subject for the hashed directory (:mod:`corpnet._certhash`, which validates it
-too) and collects warnings (:mod:`corpnet._certcheck`). Nothing here reads a
+bundle), reads each new certificate's outline (:mod:`corpnet.trust._der`), hashes its
+subject for the hashed directory (:mod:`corpnet.trust._hash`, which validates it
+too) and collects warnings (:mod:`corpnet.trust._check`). Nothing here reads a
 file or the clock.
 """
 
@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-from corpnet import _der, _pem
-from corpnet._cainputs import InputFile
 from corpnet.errors import ConfigErrors, CorpnetError, DataError
+from corpnet.trust import _der, _pem
+from corpnet.trust._inputs import InputFile
 
 
 class CertificateFileError(DataError):
@@ -149,10 +149,10 @@ def _merge_file(
 ) -> tuple[FileReport, list[tuple[bytes, bytes, str]], CorpnetError | None]:
     """One file's contribution; ``seen`` is updated only when the file is accepted.
 
-    ``now`` is b"YYYYMMDDHHMMSSZ" (see :func:`corpnet._der.generalized`).
+    ``now`` is b"YYYYMMDDHHMMSSZ" (see :func:`corpnet.trust._der.generalized`).
     """
-    from corpnet import _certcheck
-    from corpnet._certhash import name_hash
+    from corpnet.trust import _check
+    from corpnet.trust._hash import name_hash
 
     if item.error is not None or item.data is None:
         error = item.error or DataError(f"{item.path}: not read", path=item.path)
@@ -197,9 +197,9 @@ def _merge_file(
                 f"{where} is not a valid X.509 certificate ({e})",
                 _CONVERT_HINT,
             )
-        found = _certcheck.warnings(cert, now)
+        found = _check.warnings(cert, now)
         if found:
-            name = _certcheck.describe(cert)
+            name = _check.describe(cert)
             notes += [f"certificate {name} {w}" for w in found]
         new.append((der, block, subject_hash))
         digests.add(digest)
@@ -239,8 +239,8 @@ def hashed_names(
     certificate whose subject cannot be hashed gets None: it stays in the
     bundle and is left out of the directory (corporate ones were checked).
     """
-    from corpnet._certhash import subject_hash
-    from corpnet._der import DerError
+    from corpnet.trust._der import DerError
+    from corpnet.trust._hash import subject_hash
 
     counts: dict[str, int] = {}
     names: list[str | None] = []

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from corpnet import _keys
-from corpnet._keys import ClientFileError, ClientKeyPermissionError, IdentityConfigError
 from corpnet.config import IdentitySettings
+from corpnet.identity import _keys
+from corpnet.identity._keys import ClientFileError, ClientKeyPermissionError, IdentityConfigError
 
 Source = Literal["pem", "pkcs12"]
 

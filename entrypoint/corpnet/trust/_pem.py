@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import binascii
 
-from corpnet._der import DerError, tlv
+from corpnet.trust._der import DerError, tlv
 
 # Labels of certificate blocks: RFC 7468, plus the pre-RFC label OpenSSL still reads.
 _CERT_LABELS = frozenset({b"CERTIFICATE", b"X509 CERTIFICATE"})

@@ -29,15 +29,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from corpnet import _reach_probe as probe_mod
-from corpnet._reach_diagnose import Context, Diagnosis, Stage
-from corpnet._reach_diagnose import timeout as timeout_diagnosis
-from corpnet._reach_model import ClientIdentity, HostResult, Report, Target
-from corpnet._reach_probe import Plan, Proxy, Resolver
-from corpnet._reach_retry import Clock, Events, Prober, RetryPolicy, Route, Silent, Sleep
-from corpnet._reach_signals import Interrupted, exit_on_signals, run_interruptible
 from corpnet.config import ReachSettings
 from corpnet.errors import DataError, ExitCode, UnreachableError
+from corpnet.reach import _probe as probe_mod
+from corpnet.reach._diagnose import Context, Diagnosis, Stage
+from corpnet.reach._diagnose import timeout as timeout_diagnosis
+from corpnet.reach._model import ClientIdentity, HostResult, Report, Target
+from corpnet.reach._probe import Plan, Proxy, Resolver
+from corpnet.reach._retry import Clock, Events, Prober, RetryPolicy, Route, Silent, Sleep
+from corpnet.reach._signals import Interrupted, exit_on_signals, run_interruptible
 
 __all__ = [
     "ClientIdentity",
@@ -297,7 +297,8 @@ def wait_for_hosts(
     :class:`Interrupted` (143/130) on SIGTERM/SIGINT, :class:`DataError` when the
     bundle or identity cannot be loaded.
     """
-    from corpnet import _reach_report, log
+    from corpnet import log
+    from corpnet.reach import _report
 
     logger = log.get()
     if settings.wait == "off":
@@ -306,7 +307,7 @@ def wait_for_hosts(
     targets = targets_for(settings, identity=identity is not None)
     if identity is not None:
         logger.add_secret(identity.passphrase)
-    reporter = events if events is not None else _reach_report.for_log(logger)
+    reporter = events if events is not None else _report.for_log(logger)
     report = check(
         targets,
         route=route,
@@ -317,7 +318,7 @@ def wait_for_hosts(
         policy=policy,
         events=reporter,
     )
-    if isinstance(reporter, _reach_report.Reporter):
+    if isinstance(reporter, _report.Reporter):
         reporter.summary(report)
     if report.ok:
         return report

@@ -16,9 +16,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from corpnet import files
-from corpnet._reach_model import ClientIdentity
 from corpnet.config import Settings
 from corpnet.errors import DataError
+from corpnet.reach._model import ClientIdentity
 
 BUNDLE = "ca-bundle.pem"  # the runtime layout contract: <runtime_dir>/ca-bundle.pem
 

@@ -15,7 +15,7 @@ Docker's classic builder, which has no build secrets and commits everything a
    ``ENV`` lines pointing OpenSSL, curl, git, pip, requests and Node at it.
    The Dockerfile itself stays unchanged.
 3. The built image is loaded back without that layer, its history entries and
-   its variables (:mod:`corpnet._build_strip`), then its own layers are
+   its variables (:mod:`corpnet.build._strip`), then its own layers are
    scanned: a build CA left in a file fails the build. Temporary images are
    removed.
 """
@@ -37,8 +37,8 @@ from pathlib import Path
 from typing import Any
 
 from corpnet import log as logmod
-from corpnet._build_base import bootstrap_base
-from corpnet._build_strip import TRUST_BUNDLE, TrustImage, needles_for, rewrite_image
+from corpnet.build._base import bootstrap_base
+from corpnet.build._strip import TRUST_BUNDLE, TrustImage, needles_for, rewrite_image
 from corpnet.errors import (
     ConfigError,
     CorpnetError,

@@ -15,10 +15,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from corpnet import _reach_report
-from corpnet._reach_model import ClientIdentity, Report
 from corpnet.config import Settings
 from corpnet.errors import ConfigErrors, CorpnetError
+from corpnet.reach import _report
+from corpnet.reach._model import ClientIdentity, Report
 
 Level = Literal["ok", "info", "warning", "error"]
 DEFAULT_TIMEOUT = 15.0  # doctor answers now; the entrypoint's wait uses CORPNET_WAIT_TIMEOUT
@@ -65,8 +65,8 @@ class DoctorResult:
         if self.report is not None:
             if section != "reachability":
                 lines.append("reachability:")
-            lines.extend("  " + line for line in _reach_report.table(self.report).splitlines())
-            lines.append("  " + _reach_report.summary_line(self.report))
+            lines.extend("  " + line for line in _report.table(self.report).splitlines())
+            lines.append("  " + _report.summary_line(self.report))
         lines.append("corpnet doctor: " + ("all good" if self.ok else "problems found (see above)"))
         return "\n".join(lines)
 
@@ -156,11 +156,11 @@ def _file_report(result: DoctorResult, f: object) -> None:
 def _identity(
     settings: Settings, roots: bytes | None, result: DoctorResult, stack: contextlib.ExitStack
 ) -> ClientIdentity | None:
-    from corpnet import _reach_inputs
+    from corpnet.reach import _inputs
 
     section = "identity"
     try:
-        identity = _reach_inputs.identity(settings, roots, stack)
+        identity = _inputs.identity(settings, roots, stack)
     except CorpnetError as e:
         result.errors(section, e)
         return None

@@ -12,8 +12,8 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TextIO
 
-from corpnet._reach_model import HostResult, Report
 from corpnet.log import Log
+from corpnet.reach._model import HostResult, Report
 
 _HEADERS = ("HOST", "ROUTE", "STAGE", "RESULT", "ATTEMPTS", "TIME")
 

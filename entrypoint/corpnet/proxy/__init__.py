@@ -23,7 +23,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import quote, unquote
 
-from corpnet._no_proxy import (
+from corpnet.config import HostPort, ProxySettings
+from corpnet.environment import Exports
+from corpnet.errors import ConfigErrors, CorpnetError
+from corpnet.proxy._no_proxy import (
     ALWAYS_DIRECT,
     HOST_RE,
     NoProxy,
@@ -32,9 +35,6 @@ from corpnet._no_proxy import (
     matching_entry,
     normalise_no_proxy,
 )
-from corpnet.config import HostPort, ProxySettings
-from corpnet.environment import Exports
-from corpnet.errors import ConfigErrors, CorpnetError
 
 __all__ = [
     "ALWAYS_DIRECT",
