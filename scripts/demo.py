@@ -26,12 +26,11 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO / "tests" / "e2e"), str(REPO / "tests")]
-
-from _e2e_env import API_HOST, Tracker  # noqa: E402
-from _e2e_world import build_images, start_world  # noqa: E402
+sys.path[:0] = [str(REPO / "tests")]
 
 from corpnet import build as corpnet_build  # noqa: E402
+from support.containers import API_HOST, Tracker  # noqa: E402
+from support.world import build_images, start_world  # noqa: E402
 
 BOLD, DIM, RESET = ("\033[1m", "\033[2m", "\033[0m") if sys.stdout.isatty() else ("", "", "")
 

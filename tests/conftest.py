@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import trustme
 
-from _testenv import CliResult, CorpnetCli, is_corpnet_variable
+from support.env import CliResult, CorpnetCli, is_corpnet_variable
 
 
 @pytest.fixture(autouse=True)

@@ -207,7 +207,7 @@ def _proxy(settings: Settings, roots: bytes | None, result: DoctorResult) -> obj
 
     section = "proxy"
     try:
-        config = proxymod.resolve(settings.proxy, allowlist=settings.reach.allowlist)
+        config = proxymod.for_settings(settings)
     except CorpnetError as e:
         result.errors(section, e)
         return None

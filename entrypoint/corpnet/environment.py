@@ -22,10 +22,9 @@ from pathlib import Path
 from typing import Literal
 
 from corpnet.errors import PermissionDeniedError, UsageError
-from corpnet.files import write_atomic
+from corpnet.files import ENV_FILE, write_atomic
 
 Format = Literal["sh", "dotenv", "json"]
-ENV_FILE = "env.sh"
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _HEADER = (
     "# Written by corpnet at container start: the environment the agent got.\n"
@@ -80,7 +79,7 @@ def render(env: Mapping[str, str], fmt: Format, *, secret_names: frozenset[str])
         return "".join(f"export {k}={_sh_quote(v)}\n" for k, v in env.items())
     if fmt == "dotenv":
         return "".join(f"{k}={_dotenv_value(k, v)}\n" for k, v in env.items())
-    from corpnet.proxy import redact
+    from corpnet.log import redact
 
     shown = {
         k: "***" if k in secret_names and "://" not in v else redact(v) for k, v in env.items()

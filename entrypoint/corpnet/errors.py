@@ -4,7 +4,22 @@ Every failure a user can cause is a :class:`CorpnetError` subclass that carries
 the file, variable or host involved and the exit code to use. The CLI maps them
 to exit codes in one place (``corpnet.cli``); nothing else calls ``sys.exit``.
 
-Exit codes follow BSD ``sysexits.h``, as documented in the README.
+Exit codes follow BSD ``sysexits.h``; the README's "Exit codes" table is the
+one user-facing list (a test holds it to :class:`ExitCode`). Every subclass,
+with the code it exits with (a test holds this list to the code):
+
+- ``UsageError`` 64; ``DataError`` 65; ``UnreachableError`` 69;
+  ``PermissionDeniedError`` 77; ``ConfigError`` 78; ``ConfigErrors`` 78, or the
+  one code all of its errors share.
+- ``corpnet.identity``: ``KeyPassphraseError`` 78, ``IdentityConfigError`` 78,
+  ``ClientKeyPermissionError`` 77, ``ClientFileError`` 65.
+- ``corpnet.trust``: ``CertificateFileError`` 65, ``TrustErrors`` 78 (as ``ConfigErrors``).
+- ``corpnet.proxy``: ``ProxyConfigError`` 78.
+- ``corpnet.reach``: ``ReachError`` 69, 78 or 65 (the worst host's diagnosis);
+  ``Interrupted`` 130 (SIGINT) or 143 (SIGTERM).
+- ``corpnet.run``: ``HookError`` the hook's own code (1-125), else 70;
+  ``CommandNotFoundError`` 127, or 126 when not executable.
+- ``corpnet.build``: ``BuildError`` 1.
 """
 
 from __future__ import annotations

@@ -15,6 +15,19 @@ from pathlib import Path
 
 from corpnet.errors import PermissionDeniedError
 
+# The runtime directory's layout: every name corpnet writes there, defined once.
+# Shell hooks (images/…/corpnet-env.sh) and users' scripts rely on these names.
+BUNDLE = "ca-bundle.pem"  # merged trust bundle (every CA variable points here)
+CERT_DIR = "certs"  # OpenSSL hashed directory (SSL_CERT_DIR)
+JAVA_TRUSTSTORE = "java-truststore.p12"  # JVM truststore, only with a JVM
+ENV_FILE = "env.sh"  # the persisted environment, sourced by shells
+CLIENT_DIR = "client"  # client certificate and key copies, 0700
+CLIENT_CERT = "tls.crt"
+CLIENT_KEY = "tls.key"
+# pip (PIP_CLIENT_CERT) and uv (SSL_CLIENT_CERT) want ONE file holding the
+# certificate and an unencrypted key, and cannot take a passphrase.
+CLIENT_COMBINED = "tls-combined.pem"
+
 
 def write_atomic(path: Path, data: bytes, *, mode: int = 0o644) -> bool:
     """Write ``data`` to ``path`` atomically with ``mode``; return False when unchanged."""

@@ -11,6 +11,7 @@ secret (proxy passwords, key passphrases, in raw and percent-encoded form) with
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -19,6 +20,14 @@ from urllib.parse import quote
 
 Level = Literal["debug", "info", "warning", "error"]
 _ORDER: dict[Level, int] = {"debug": 0, "info": 1, "warning": 2, "error": 3}
+# scheme://user:password@ inside any text; the password runs to the last '@' of the
+# token, so a raw '@' in it (as users type it) is redacted whole.
+_CREDENTIALS_RE = re.compile(r"(?P<prefix>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^:@/\s]*):\S*@")
+
+
+def redact(text: str) -> str:
+    """Replace the password of every ``scheme://user:password@`` in ``text`` with ``***``."""
+    return _CREDENTIALS_RE.sub(r"\g<prefix>:***@", text)
 
 
 class Log:

@@ -16,16 +16,16 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from _e2e_env import (
+
+from corpnet import build as corpnet_build
+from corpnet.errors import CorpnetError
+from support.containers import (
     REPO,
     Tracker,
     base_inputs_hash,
     ensure_image,
 )
-from _e2e_world import World, build_images, start_world
-
-from corpnet import build as corpnet_build
-from corpnet.errors import CorpnetError
+from support.world import World, build_images, start_world
 
 pytestmark = pytest.mark.e2e
 

@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 import trustme
-from _e2e_env import Tracker, find_in_export, host_env, wait_for_log
 
 from corpnet import build as corpnet_build
 from corpnet.build._strip import TRUST_DIR, needles_for
+from support.containers import Tracker, find_in_export, host_env, wait_for_log
 
 pytestmark = pytest.mark.e2e
 

@@ -25,7 +25,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _e2e_env import (
+from cryptography.hazmat.primitives import serialization
+
+from corpnet import build as corpnet_build
+from corpnet.build._strip import needles_for
+from support.containers import (
     PROXY_USER,
     REPO,
     Tracker,
@@ -35,12 +39,8 @@ from _e2e_env import (
     logs,
     wait_for_log,
 )
-from _e2e_world import PROXY_URL, World
-from cryptography.hazmat.primitives import serialization
-
-from _testenv import compose_command
-from corpnet import build as corpnet_build
-from corpnet.build._strip import needles_for
+from support.env import compose_command
+from support.world import PROXY_URL, World
 
 pytestmark = pytest.mark.e2e
 

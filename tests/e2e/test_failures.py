@@ -6,8 +6,9 @@ import time
 from pathlib import Path
 
 import pytest
-from _e2e_env import API_HOST, Result, logs, wait_exit, wait_for_log
-from _e2e_world import World
+
+from support.containers import API_HOST, Result, logs, wait_exit, wait_for_log
+from support.world import World
 
 pytestmark = pytest.mark.e2e
 

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 import trustme
-from _e2e_env import REPO, Tracker, find_in_export
 
 from corpnet import build as corpnet_build
 from corpnet.build._strip import needles_for
+from support.containers import REPO, Tracker, find_in_export
 
 pytestmark = pytest.mark.e2e
 

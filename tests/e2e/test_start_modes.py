@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _e2e_env import API_HOST, Result, archive_files, logs, wait_exit
-from _e2e_world import World
+
+from support.containers import API_HOST, Result, archive_files, logs, wait_exit
+from support.world import World
 
 pytestmark = pytest.mark.e2e
 

@@ -29,8 +29,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from _testenv import host_environ
 from corpnet import config, identity
+from support.env import host_environ
 
 PASS = "net test passphrase"
 CLIENT = "alice@corp.example"

@@ -4,7 +4,7 @@ Real clients (curl, git ls-remote, Python urllib, requests, httpx, Node fetch
 and https.get with NODE_USE_ENV_PROXY=1) run with exactly the environment
 corpnet exports, against real HTTPS servers, through a real proxy (proxy.py)
 whose recording plugin proves which requests it forwarded. Everything runs in a
-network and mount namespace of its own: see _proxy_scenario.py for why.
+network and mount namespace of its own: see support/proxy_scenario.py for why.
 
 One scenario serves the whole module (one namespace, one set of proxies):
 the NO_PROXY table in its three documented forms, and proxy passwords with each
@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import pytest
 import trustme
-from _proxy_harness import (
+
+from corpnet.config import ProxySettings
+from corpnet.proxy import ProxyConfig, resolve
+from support.proxy_harness import (
     Outcome,
     Scenario,
     ca_file_for,
@@ -23,9 +26,6 @@ from _proxy_harness import (
     node_with_env_proxy,
     run_scenario,
 )
-
-from corpnet.config import ProxySettings
-from corpnet.proxy import ProxyConfig, resolve
 
 CLIENTS = ["curl", "git", "urllib", "requests", "httpx", "node-fetch", "node-https"]
 PROXY_PORT = 3128

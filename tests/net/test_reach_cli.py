@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 import trustme
-from _reach_servers import FAST, Origin, ScriptedProxy, leaf_fixture, serve_fixture, silent  # noqa: F401 - pytest fixtures
 
-from _testenv import CorpnetCli, host_environ
 from corpnet import reach
+from support.env import CorpnetCli, host_environ
+from support.servers import FAST, Origin, ScriptedProxy, leaf_fixture, serve_fixture, silent  # noqa: F401 - pytest fixtures
 
 
 @pytest.fixture(autouse=True)
@@ -44,7 +44,7 @@ def base_env(ca: trustme.CA, tmp_path: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def proxypy() -> Iterator[int]:
     """proxy.py, a real CONNECT proxy, with Basic auth alice:s3cret."""
-    from _reach_proxypy import proxypy
+    from support.proxypy import proxypy
 
     with proxypy("--basic-auth", "alice:s3cret") as port:
         yield port
@@ -253,7 +253,7 @@ def test_doctor_reports_every_problem(  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="module")
 def squid_basic() -> Iterator[int]:
-    from _reach_squid import squid
+    from support.squid import squid
 
     with squid(auth="basic") as port:
         yield port
@@ -290,7 +290,7 @@ def test_wait_through_squid(  # type: ignore[no-untyped-def]  # noqa: PLR0917
 
 
 def test_wait_through_ntlm_only_squid(corpnet: CorpnetCli, base_env) -> None:  # type: ignore[no-untyped-def]
-    from _reach_squid import squid
+    from support.squid import squid
 
     with squid(auth="ntlm") as port:
         env = {

@@ -12,7 +12,12 @@ from pathlib import Path
 
 import pytest
 import trustme
-from _reach_servers import (  # noqa: F401 - pytest fixtures
+
+from corpnet import reach
+from corpnet.errors import DataError, ExitCode
+from corpnet.proxy import ProxyURL
+from corpnet.reach import ClientIdentity, RetryPolicy, Target
+from support.servers import (  # noqa: F401 - pytest fixtures
     FAST,
     Origin,
     ScriptedProxy,
@@ -21,11 +26,6 @@ from _reach_servers import (  # noqa: F401 - pytest fixtures
     serve_fixture,
     silent,
 )
-
-from corpnet import reach
-from corpnet.errors import DataError, ExitCode
-from corpnet.proxy import ProxyURL
-from corpnet.reach import ClientIdentity, RetryPolicy, Target
 
 
 def direct(host: str, port: int) -> None:
@@ -415,13 +415,15 @@ def test_wait_stage_takes_what_the_pipeline_prepared(ca, leaf, serve, tmp_path) 
         trust=SimpleNamespace(bundle=bundle),
         identity=None,
     )
-    report = reach.wait_stage(prepared, {})  # type: ignore[arg-type]
+    from corpnet.run import wait_stage
+
+    report = wait_stage(prepared)  # type: ignore[arg-type]
     assert report is not None and report.ok
 
 
 def test_real_tls_inspecting_proxy(serve) -> None:  # type: ignore[no-untyped-def]
     """proxy.py re-signs TLS with its own CA: missing from the bundle, then mounted."""
-    from _reach_proxypy import inspecting_proxy
+    from support.proxypy import inspecting_proxy
 
     inspection = trustme.CA(
         organization_name="Corp TLS Inspection CA", key_type=trustme.KeyType.RSA

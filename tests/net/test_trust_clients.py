@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import trustme
 
-from _testenv import host_environ
+from support.env import host_environ
 
 JAVA_PROBE = """
 import java.net.URI;

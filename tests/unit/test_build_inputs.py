@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 import trustme
 
-from _testenv import CorpnetCli
 from corpnet.build import host_inputs, parse_froms, proxy_build_args, rewrite_froms
 from corpnet.build._base import (
     AptSource,
@@ -18,6 +17,7 @@ from corpnet.build._base import (
 )
 from corpnet.build._strip import TRUST_DIR, TrustImage, strip_config
 from corpnet.errors import ConfigError, DataError
+from support.env import CorpnetCli
 
 DEB822 = """\
 Types: deb deb-src

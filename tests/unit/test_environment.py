@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 import trustme
 
-from _testenv import CorpnetCli
 from corpnet import environment
 from corpnet.environment import Exports, merge, persist, read_persisted, render
 from corpnet.errors import ExitCode, UsageError
 from corpnet.trust import _system
+from support.env import CorpnetCli
 
 REPO = Path(__file__).resolve().parents[2]
 PROFILE_HOOK = REPO / "images/base/rootfs/etc/profile.d/corpnet.sh"

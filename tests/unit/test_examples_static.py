@@ -21,7 +21,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from _testenv import compose_command
+from support.env import compose_command
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))

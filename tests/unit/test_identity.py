@@ -8,7 +8,10 @@ from pathlib import Path
 
 import pytest
 from cryptography.x509.oid import ExtendedKeyUsageOID
-from identity_pki import (
+
+from corpnet import config, identity
+from corpnet.errors import ExitCode
+from support.client_pki import (
     DAY,
     NOW,
     Authority,
@@ -18,9 +21,6 @@ from identity_pki import (
     make_leaf,
     private_key,
 )
-
-from corpnet import config, identity
-from corpnet.errors import ExitCode
 
 PASS = "correct horse battery"
 

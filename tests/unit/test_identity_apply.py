@@ -8,15 +8,6 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
-from identity_pki import (
-    NOW,
-    Authority,
-    cert_pem,
-    key_pem,
-    make_leaf,
-    p12_bundle,
-    private_key,
-)
 from test_identity import (  # noqa: F401 - shared fixtures, registered by name
     Client,
     client_fixture,
@@ -28,6 +19,15 @@ from corpnet import identity
 from corpnet import log as logmod
 from corpnet.errors import ExitCode
 from corpnet.identity._keys import pem_labels
+from support.client_pki import (
+    NOW,
+    Authority,
+    cert_pem,
+    key_pem,
+    make_leaf,
+    p12_bundle,
+    private_key,
+)
 
 PASS = "s3cret phrase"
 

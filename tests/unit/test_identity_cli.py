@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 from cryptography.x509.oid import ExtendedKeyUsageOID
-from identity_pki import (
+
+from support.client_pki import (
     DAY,
     NOW,
     Authority,
@@ -20,8 +21,7 @@ from identity_pki import (
     p12_bundle,
     private_key,
 )
-
-from _testenv import CorpnetCli
+from support.env import CorpnetCli
 
 # Distinctive, so that finding it anywhere in the output is proof of a leak.
 SECRET = "Zx9-unique-PASSPHRASE-q7w"

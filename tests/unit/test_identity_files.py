@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from identity_pki import NOW, Authority, cert_pem, key_pem, make_leaf, pem_block, private_key
 from test_identity import (  # noqa: F401 - shared fixtures, registered by name
     Client,
     client_fixture,
@@ -18,6 +17,7 @@ from test_identity import (  # noqa: F401 - shared fixtures, registered by name
 
 from corpnet import identity
 from corpnet.errors import ExitCode
+from support.client_pki import NOW, Authority, cert_pem, key_pem, make_leaf, pem_block, private_key
 
 NOBODY = 65534
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from _testenv import host_environ
+from support.env import host_environ
 
 CORPNET = [sys.executable, "-m", "corpnet"]
 
@@ -182,3 +182,34 @@ def test_proxy_password_never_reaches_the_log(tmp_path: Path, secret: str) -> No
     from urllib.parse import quote
 
     assert quote(secret, safe="") not in done.stderr
+
+
+def test_run_wait_and_doctor_make_one_routing_decision(tmp_path: Path) -> None:
+    """The NO_PROXY bypass of an optional host is warned about by all three alike.
+
+    ``run`` used to resolve against the allowlist plus the optional hosts while
+    ``wait`` and ``doctor`` used the allowlist only (corpnet.proxy.for_settings).
+    """
+    extra = {
+        "HTTPS_PROXY": "http://127.0.0.1:9",  # discard port: nothing listens, fails fast
+        "NO_PROXY": ".corp.invalid",
+        "CORPNET_ALLOWLIST": "api.example.invalid",
+        "CORPNET_ALLOWLIST_OPTIONAL": "git.corp.invalid",
+        "CORPNET_WAIT": "required",
+        "CORPNET_WAIT_TIMEOUT": "1",
+    }
+    line = "NO_PROXY entry 'corp.invalid' sends the allowlisted host git.corp.invalid"
+    outputs = {}
+    for argv in (["run", "--", "true"], ["wait", "--timeout", "1"], ["doctor", "--timeout", "1"]):
+        done = subprocess.run(
+            [*CORPNET, *argv],
+            env=_env(tmp_path, **extra),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        outputs[argv[0]] = done.stdout + done.stderr
+    assert {name: line in out for name, out in outputs.items()} == dict.fromkeys(outputs, True), (
+        outputs
+    )

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.serialization import pkcs12
-from trust_pki import NOW, der, ders_in, make_cert, pem, system_bundle
 
 from corpnet import config, trust
 from corpnet.errors import ExitCode
 from corpnet.trust import _system
+from support.pki import NOW, der, ders_in, make_cert, pem, system_bundle
 
 SYSTEM_PEM, SYSTEM = system_bundle()
 CA1 = make_cert("Corp Root One", serial=11)

@@ -8,10 +8,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from trust_pki import NOW, der, ders_in, make_cert, pem, private_key_pem, system_bundle
 
-from _testenv import CorpnetCli
 from corpnet.trust import _system
+from support.env import CorpnetCli
+from support.pki import NOW, der, ders_in, make_cert, pem, private_key_pem, system_bundle
 
 SYSTEM_PEM, SYSTEM = system_bundle()
 CA1 = make_cert("Corp Root One", serial=21)

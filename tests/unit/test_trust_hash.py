@@ -9,9 +9,9 @@ import pytest
 from cryptography import x509
 from cryptography.x509.name import _ASN1Type
 from cryptography.x509.oid import NameOID
-from trust_pki import der, make_cert, pem
 
 from corpnet.trust import _hash, _pem
+from support.pki import der, make_cert, pem
 
 A = x509.NameAttribute
 CN, ORG, OU, C, E = (

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from trust_pki import NOW, der, ders_in, make_cert, pem, private_key_pem, rsa_key, system_bundle
 
 from corpnet import trust
 from corpnet.errors import DataError, ExitCode
+from support.pki import NOW, der, ders_in, make_cert, pem, private_key_pem, rsa_key, system_bundle
 
 SYSTEM_PEM, SYSTEM = system_bundle()
 CORP_A = make_cert("Corp Root A", serial=1)
@@ -266,7 +266,8 @@ def test_an_intermediate_with_an_unreadable_issuer_is_refused() -> None:
     from cryptography.hazmat.primitives.asymmetric import ec as _ec
     from cryptography.x509.name import _ASN1Type
     from cryptography.x509.oid import NameOID
-    from trust_pki import ec_key
+
+    from support.pki import ec_key
 
     issuer = x509.Name(
         [x509.NameAttribute(NameOID.COMMON_NAME, "Odd Issuer", _type=_ASN1Type.VisibleString)]

@@ -49,7 +49,9 @@ def wait(timeout: float | None, as_json: bool) -> None:
         if as_json:
             click.echo(json.dumps({"ok": True, "skipped": "CORPNET_WAIT=off"}))
         return
-    proxy = proxymod.resolve(settings.proxy, allowlist=settings.reach.allowlist)
+    proxy = proxymod.for_settings(settings)
+    for warning in proxy.warnings:
+        log.warning(warning)
     bundle = _inputs.bundle(settings)
     with contextlib.ExitStack() as stack:
         identity = _inputs.identity(settings, bundle.pem, stack)

@@ -68,12 +68,10 @@ __all__ = [
 
 # The passphrase variable Claude Code reads (not a secret itself).
 PASSPHRASE_VAR = "CLAUDE_CODE_CLIENT_KEY_PASSPHRASE"  # noqa: S105
-# Files corpnet writes under <runtime dir>/client/ (the runtime layout contract).
-OUT_CERT = "tls.crt"
-OUT_KEY = "tls.key"
-# pip (PIP_CLIENT_CERT) and uv (SSL_CLIENT_CERT) want ONE file holding the
-# certificate and an unencrypted key, and cannot take a passphrase.
-OUT_COMBINED = "tls-combined.pem"
+# Files corpnet writes under <runtime dir>/client/ (corpnet.files: the layout).
+OUT_CERT = filesmod.CLIENT_CERT
+OUT_KEY = filesmod.CLIENT_KEY
+OUT_COMBINED = filesmod.CLIENT_COMBINED
 _OUTPUTS = (OUT_CERT, OUT_KEY, OUT_COMBINED)
 
 
@@ -245,7 +243,7 @@ def apply(
     uid, gid = owner if owner is not None else (os.getuid(), os.getgid())
     gids = frozenset(groups) | {gid} if groups is not None else agent_groups(uid, gid)
     done = _run(s, roots_pem=roots_pem, now=now, uid=uid, gids=gids)
-    client_dir = runtime_dir / "client"
+    client_dir = runtime_dir / filesmod.CLIENT_DIR
     try:
         if done is None:
             _remove_stale(client_dir, keep=())

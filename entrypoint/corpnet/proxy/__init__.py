@@ -23,9 +23,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import quote, unquote
 
-from corpnet.config import HostPort, ProxySettings
+from corpnet.config import HostPort, ProxySettings, Settings
 from corpnet.environment import Exports
 from corpnet.errors import ConfigErrors, CorpnetError
+from corpnet.log import redact
 from corpnet.proxy._no_proxy import (
     ALWAYS_DIRECT,
     HOST_RE,
@@ -43,6 +44,7 @@ __all__ = [
     "ProxyConfigError",
     "ProxyURL",
     "bypasses",
+    "for_settings",
     "matching_entry",
     "normalise_no_proxy",
     "parse_proxy_url",
@@ -52,9 +54,6 @@ __all__ = [
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _SOCKS = ("socks", "socks4", "socks4a", "socks5", "socks5h")
-# scheme://user:password@ inside any text; the password runs to the last '@' of the
-# token, so a raw '@' in it (as users type it) is redacted whole.
-_CREDENTIALS_RE = re.compile(r"(?P<prefix>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^:@/\s]*):\S*@")
 
 
 @dataclass(frozen=True)
@@ -121,11 +120,6 @@ class ProxyConfig:
             return None
         chosen = self.https if scheme == "https" else self.http
         return chosen if chosen is not None else self.all
-
-
-def redact(text: str) -> str:
-    """Replace the password of every ``scheme://user:password@`` in ``text`` with ``***``."""
-    return _CREDENTIALS_RE.sub(r"\g<prefix>:***@", text)
 
 
 # --- proxy URLs ------------------------------------------------------------------
@@ -228,6 +222,16 @@ def _with_credentials(
 
 
 # --- the stage ------------------------------------------------------------------------
+
+
+def for_settings(settings: Settings) -> ProxyConfig:
+    """The one routing decision that ``run``, ``wait`` and ``doctor`` share.
+
+    Resolved against every host the agent is expected to reach (the required
+    and the optional allowlist), so all three warn about the same NO_PROXY
+    bypasses and probe the same route.
+    """
+    return resolve(settings.proxy, allowlist=[*settings.reach.allowlist, *settings.reach.optional])
 
 
 def resolve(settings: ProxySettings, *, allowlist: Sequence[HostPort]) -> ProxyConfig:

@@ -25,9 +25,9 @@ import asyncio
 import random
 import ssl
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from corpnet.config import ReachSettings
 from corpnet.errors import DataError, ExitCode, UnreachableError
@@ -59,11 +59,7 @@ __all__ = [
     "targets_for",
     "tls_context",
     "wait_for_hosts",
-    "wait_stage",
 ]
-
-if TYPE_CHECKING:
-    from corpnet.run import Prepared
 
 DEFAULT_POLICY = RetryPolicy()
 
@@ -327,23 +323,6 @@ def wait_for_hosts(
         logger.warning(f"{error} (CORPNET_WAIT=warn: starting anyway)")
         return report
     raise ReachError(report)
-
-
-def wait_stage(prepared: Prepared, env: Mapping[str, str] | None = None) -> Report | None:
-    """:func:`wait_for_hosts` with what the earlier stages of ``corpnet run`` produced.
-
-    ``env`` (the agent's environment after the hooks) is accepted for symmetry
-    with the other stages; the settings were read before the hooks ran.
-    """
-    del env
-    ident = prepared.identity
-    identity = ClientIdentity(ident.cert, ident.key, ident.passphrase) if ident else None
-    return wait_for_hosts(
-        prepared.settings.reach,
-        route=prepared.proxy.proxy_for,
-        ca_pem=prepared.trust.bundle.read_bytes(),
-        identity=identity,
-    )
 
 
 def with_timeout(settings: ReachSettings, seconds: float | None) -> ReachSettings:

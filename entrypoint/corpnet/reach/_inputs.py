@@ -20,8 +20,6 @@ from corpnet.config import Settings
 from corpnet.errors import DataError
 from corpnet.reach._model import ClientIdentity
 
-BUNDLE = "ca-bundle.pem"  # the runtime layout contract: <runtime_dir>/ca-bundle.pem
-
 
 @dataclass(frozen=True)
 class Bundle:
@@ -34,7 +32,7 @@ class Bundle:
 def bundle(settings: Settings) -> Bundle:
     """``<runtime>/ca-bundle.pem`` if the entrypoint wrote one, else merged in memory."""
     for runtime in (settings.runtime_dir, files.fallback_runtime_dir()):
-        path = runtime / BUNDLE
+        path = runtime / files.BUNDLE
         with contextlib.suppress(OSError):
             return Bundle(path.read_bytes(), str(path))
     return merged_in_memory(settings)

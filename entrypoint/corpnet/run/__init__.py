@@ -27,6 +27,7 @@ from corpnet.run._privileges import Account, drop_privileges, resolve_account
 if TYPE_CHECKING:
     from corpnet.identity import IdentityResult
     from corpnet.proxy import ProxyConfig
+    from corpnet.reach import Report
     from corpnet.trust import TrustResult
 
 
@@ -63,9 +64,7 @@ def prepare(
 
     # Pure checks first, so that a wrong variable changes nothing on disk.
     account = resolve_account(settings.run.user, euid=euid)
-    proxy_config = proxy.resolve(
-        settings.proxy, allowlist=[*settings.reach.allowlist, *settings.reach.optional]
-    )
+    proxy_config = proxy.for_settings(settings)
     for secret in _proxy_secrets(proxy_config):
         log.add_secret(secret)
 
@@ -139,16 +138,32 @@ def start(environ: Mapping[str, str], *, now: datetime | None = None) -> dict[st
 
 
 def _start(environ: Mapping[str, str], *, now: datetime | None) -> tuple[Prepared, dict[str, str]]:
-    from corpnet import reach
-
     prepared = prepare(environ, now=now)
     # The agent already has env.sh's values: the shell hooks (BASH_ENV, profile.d)
     # must not source it again into the agent's own `bash -c` children.
-    env_sh = str(prepared.runtime_dir / "env.sh")
+    env_sh = str(prepared.runtime_dir / files.ENV_FILE)
     agent_env = {**environ, **prepared.env, "CORPNET_ENV_SOURCED": env_sh}
     agent_env = run_hooks(prepared.settings.run.hooks_dir, agent_env)
-    reach.wait_stage(prepared, agent_env)
+    wait_stage(prepared)
     return prepared, agent_env
+
+
+def wait_stage(prepared: Prepared) -> Report | None:
+    """The reachability wait with what the earlier stages produced.
+
+    ``corpnet.reach`` (asyncio, ssl, tenacity) is imported only here, so a
+    start that does not wait never pays for it.
+    """
+    from corpnet import reach
+
+    ident = prepared.identity
+    identity = reach.ClientIdentity(ident.cert, ident.key, ident.passphrase) if ident else None
+    return reach.wait_for_hosts(
+        prepared.settings.reach,
+        route=prepared.proxy.proxy_for,
+        ca_pem=prepared.trust.bundle.read_bytes(),
+        identity=identity,
+    )
 
 
 def exec_agent(

@@ -63,9 +63,9 @@ __all__ = [
     "read_inputs",
 ]
 
-BUNDLE_NAME = "ca-bundle.pem"
-CERT_DIR_NAME = "certs"
-TRUSTSTORE_NAME = "java-truststore.p12"
+BUNDLE_NAME = files.BUNDLE
+CERT_DIR_NAME = files.CERT_DIR
+TRUSTSTORE_NAME = files.JAVA_TRUSTSTORE
 
 # Variables that name a CA *file*; all point at the merged bundle. Which tool
 # reads each, and whether it replaces or adds to the default store: docs/trust.md.

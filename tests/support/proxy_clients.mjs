@@ -2,7 +2,7 @@
 // only by the environment: NODE_USE_ENV_PROXY=1 makes Node (>= 22.21, 24) read
 // HTTPS_PROXY/NO_PROXY at start-up; NODE_EXTRA_CA_CERTS adds the test CA.
 //
-//   node _proxy_clients.mjs fetch|https URL...
+//   node proxy_clients.mjs fetch|https URL...
 //
 // Prints a JSON list of {url, ok, detail}.
 import https from 'node:https';

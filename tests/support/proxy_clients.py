@@ -1,6 +1,6 @@
 """Fetch URLs with one Python HTTP client, configured only by the environment.
 
-    python _proxy_clients.py urllib|requests|httpx URL...
+    python proxy_clients.py urllib|requests|httpx URL...
 
 Prints a JSON list of ``{"url", "ok", "detail"}``. Each library reads the proxy
 variables itself (that is what is under test); the CA comes from

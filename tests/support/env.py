@@ -1,4 +1,4 @@
-"""Helpers the test folders import (``from _testenv import ...``).
+"""The host environment and the in-process CLI runner (``from support.env import ...``).
 
 Kept out of conftest.py: pytest registers every conftest under the module
 name ``conftest``, so importing from it picks whichever was loaded last.

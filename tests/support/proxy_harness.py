@@ -100,7 +100,7 @@ def client_env(ca_file: Path, home: Path, exports: dict[str, str]) -> dict[str, 
 
 @dataclass
 class Scenario:
-    """Inputs of one namespace run; see _proxy_scenario.py."""
+    """Inputs of one namespace run; see proxy_scenario.py."""
 
     hosts: dict[str, list[str]]
     server_ports: list[int]
@@ -147,7 +147,7 @@ def run_scenario(tmp: Path, scenario: Scenario, ca: trustme.CA) -> Outcome:
     spec_file = tmp / "spec.json"
     spec_file.write_text(json.dumps(spec))
     p = subprocess.run(
-        ["unshare", "--net", "--mount", "--", sys.executable, str(HERE / "_proxy_scenario.py"),
+        ["unshare", "--net", "--mount", "--", sys.executable, str(HERE / "proxy_scenario.py"),
          str(spec_file)],
         capture_output=True, text=True, timeout=240, check=False,
     )  # fmt: skip

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from _e2e_env import (
+from support.containers import (
     API_HOST,
     IMAGES,
     PROXY_USER,

@@ -25,11 +25,11 @@ from typing import Any
 
 import trustme
 
-from _testenv import host_environ
 from corpnet import build as corpnet_build
+from support.env import host_environ
 
 REPO = Path(__file__).resolve().parents[2]
-IMAGES = Path(__file__).resolve().parent / "images"
+IMAGES = REPO / "tests" / "e2e" / "images"
 LABEL = "corpnet.e2e"
 PROXY_USER = "agent"
 API_HOST = "api.corp.test"

@@ -1,6 +1,6 @@
 """Run real clients against a real proxy inside a network namespace; report what happened.
 
-    unshare --net --mount -- python _proxy_scenario.py SPEC.json
+    unshare --net --mount -- python proxy_scenario.py SPEC.json
 
 Started by ``_proxy_harness.run_scenario`` in a fresh network and mount
 namespace. Why a namespace: the NO_PROXY table needs *names* (``corp.example``,
@@ -14,7 +14,7 @@ client decides, and fixed ports cannot collide with anything on the host.
 
 In the namespace: one HTTPS server per port (serving a bare git repository for
 ``git ls-remote``, ``ok`` for everything else), proxy.py with the recording
-plugin (``_proxy_plugin``) and optional basic auth, then each run's client with
+plugin (``proxy_plugin``) and optional basic auth, then each run's client with
 exactly the run's environment. The JSON on stdout lists what the proxy
 forwarded, what the servers received, and each client's own result.
 """
@@ -116,7 +116,7 @@ def start_proxies(spec: dict[str, Any]) -> list[subprocess.Popen[bytes]]:
         cmd = [
             sys.executable, "-m", "proxy", "--hostname", "::", "--port", str(proxy["port"]),
             "--num-workers", "1", "--num-acceptors", "1", "--log-level", "WARNING",
-            "--plugins", "_proxy_plugin.RecordRequests",
+            "--plugins", "proxy_plugin.RecordRequests",
         ]  # fmt: skip
         if proxy.get("auth"):
             cmd += ["--basic-auth", proxy["auth"]]
@@ -138,11 +138,11 @@ def start_proxies(spec: dict[str, Any]) -> list[subprocess.Popen[bytes]]:
 def run_client(spec: dict[str, Any], run: dict[str, Any]) -> list[dict[str, object]]:
     client, env, urls = run["client"], run["env"], run["urls"]
     if client in {"urllib", "requests", "httpx"}:
-        cmd = [sys.executable, str(HERE / "_proxy_clients.py"), client, *urls]
+        cmd = [sys.executable, str(HERE / "proxy_clients.py"), client, *urls]
         return _json_client(cmd, env, urls)
     if client in {"node-fetch", "node-https"}:
         mode = client.removeprefix("node-")
-        cmd = [spec["node"], str(HERE / "_proxy_clients.mjs"), mode, *urls]
+        cmd = [spec["node"], str(HERE / "proxy_clients.mjs"), mode, *urls]
         return _json_client(cmd, env, urls)
     results: list[dict[str, object]] = []
     for url in urls:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import trustme
 
-from _testenv import host_environ
+from support.env import host_environ
 
 
 @contextlib.contextmanager
