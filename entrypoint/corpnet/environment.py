@@ -118,16 +118,18 @@ def persist(
 ) -> Path:
     """Write ``env`` to ``runtime_dir/env.sh`` atomically; return its path.
 
-    The file may hold a proxy password, so it is 0600, or 0640 and chowned to
-    ``owner`` (uid, gid) when the agent runs as another user than corpnet.
+    The file may hold a proxy password, so it is 0600; when root writes it for
+    the agent ``owner`` (uid, gid), it stays root's, 0640 with the agent's
+    group: the agent reads it, and cannot put a command in it that a root shell
+    would run (the shell hooks source only a file of root's or their own user's).
     """
     path = runtime_dir / ENV_FILE
     data = (_HEADER + render(env, "sh", secret_names=frozenset())).encode()
-    mode = 0o600 if owner is None else 0o640
+    shared = owner is not None and os.geteuid() == 0 and owner[0] != 0
     try:
-        write_atomic(path, data, mode=mode)
-        if owner is not None:
-            os.chown(path, *owner)
+        write_atomic(path, data, mode=0o640 if shared else 0o600)
+        if shared and owner is not None:
+            os.chown(path, 0, owner[1], follow_symlinks=False)
     except OSError as e:
         raise PermissionDeniedError(
             f"cannot write {path} ({e.strerror})",

@@ -11,6 +11,9 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
+import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 from corpnet.errors import PermissionDeniedError
@@ -64,36 +67,209 @@ def _writable_dir(path: Path) -> bool:
     return os.access(path, os.W_OK | os.X_OK)
 
 
-def fallback_runtime_dir() -> Path:
+def fallback_runtime_dir(uid: int | None = None) -> Path:
     """The per-user directory used when the runtime directory cannot be written.
 
     Deterministic, so that shell hooks and restarts find the same files.
     """
+    uid = os.getuid() if uid is None else uid
     # Python's tempfile.gettempdir() order, without importing tempfile.
     for candidate in (os.environ.get(v) for v in ("TMPDIR", "TEMP", "TMP")):
         if candidate:
-            return Path(candidate) / f"corpnet-{os.getuid()}"
-    return Path("/tmp") / f"corpnet-{os.getuid()}"  # noqa: S108 - per-user name, mode 0755
+            return Path(candidate) / f"corpnet-{uid}"
+    return Path("/tmp") / f"corpnet-{uid}"  # noqa: S108 - per-user name, checked before use
 
 
-def choose_runtime_dir(preferred: Path, *, variable: str = "CORPNET_RUNTIME_DIR") -> Path:
-    """Return a writable runtime directory: ``preferred``, else a per-user temp dir.
+def choose_runtime_dir(
+    preferred: Path, *, variable: str = "CORPNET_RUNTIME_DIR", euid: int | None = None
+) -> Path:
+    """Return a runtime directory that is safe to write: ``preferred``, else a per-user one.
 
-    Raises :class:`PermissionDeniedError` naming what to mount when neither works.
+    As root, ``preferred`` is taken over (see :func:`secure_root_dir`): what
+    root writes lives only in a root-owned directory the agent cannot change.
+    As any user, the fallback must be our own and writable by nobody else.
+    Raises :class:`PermissionDeniedError` (77) naming what to do.
     """
-    if _writable_dir(preferred):
+    euid = os.geteuid() if euid is None else euid
+    if euid == 0:
+        real = Path(os.path.realpath(preferred))
+        if _parent_is_writable_fs(real):
+            return secure_root_dir(real, variable=variable)
+    elif _writable_dir(preferred):
         return preferred
-    fallback = fallback_runtime_dir()
-    if _writable_dir(fallback):
-        with contextlib.suppress(OSError):
-            fallback.chmod(0o755)
-        return fallback
-    raise PermissionDeniedError(
-        f"cannot write the runtime directory {preferred} ({variable}) nor {fallback}",
-        hint=f"mount a writable tmpfs or emptyDir (medium: Memory) at {preferred}",
-        path=preferred,
-        variable=variable,
-    )
+    fallback = fallback_runtime_dir(euid)
+    try:
+        fallback.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as e:
+        raise PermissionDeniedError(
+            f"cannot write the runtime directory {preferred} ({variable}) nor {fallback}",
+            hint=f"mount a writable tmpfs or emptyDir (medium: Memory) at {preferred}",
+            path=preferred,
+            variable=variable,
+        ) from e
+    check_private_dir(fallback, euid=euid, variable=variable)
+    return fallback
+
+
+def _parent_is_writable_fs(path: Path) -> bool:
+    """Can root create or write ``path`` (False: a read-only filesystem)?"""
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    return os.access(probe, os.W_OK | os.X_OK)
+
+
+def check_private_dir(path: Path, *, euid: int, variable: str) -> None:
+    """Refuse a directory that is a link, someone else's, or writable by others (77).
+
+    The fallback lives in a shared /tmp: another user may have created it first
+    (and may still own what is inside). OpenSSH's StrictModes, for a directory.
+    """
+    st = os.lstat(path)
+    problem = None
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+        problem = "is not a plain directory"
+    elif st.st_uid != euid:
+        problem = f"belongs to uid {st.st_uid}, not {euid}"
+    elif st.st_mode & 0o022:
+        problem = f"is writable by others (mode {stat.S_IMODE(st.st_mode):04o})"
+    if problem:
+        raise PermissionDeniedError(
+            f"refusing the runtime directory {path}: it {problem}, so another user could "
+            "read or replace what corpnet writes there",
+            hint=f"remove {path}, or mount a tmpfs at the runtime directory ({variable})",
+            path=path,
+            variable=variable,
+        )
+
+
+def secure_root_dir(path: Path, *, variable: str = "CORPNET_RUNTIME_DIR") -> Path:
+    """Make ``path`` (a real path) a directory only root can change; return it.
+
+    Every ancestor must be root's and not writable by others (unless sticky,
+    like /tmp), so nobody can swap the directory under us. The directory itself
+    must be root's (an image's tmpfs, an emptyDir, a fresh ``mkdir``); a mode
+    that lets others write (emptyDir's 0777, the image's 1777 for non-root
+    starts) is taken back to 0755. What an earlier agent left under corpnet's
+    names (a symlink ``client -> /etc``, its own ``env.sh``) is removed before
+    anything is written; nothing else in the directory is touched. Raises
+    :class:`PermissionDeniedError` (77).
+    """
+    for ancestor in reversed(path.parents):
+        with contextlib.suppress(FileExistsError):
+            ancestor.mkdir(mode=0o755)  # its own parent was checked just before
+        st = os.lstat(ancestor)
+        unsafe = st.st_uid != 0 or (st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX)
+        if unsafe:
+            raise PermissionDeniedError(
+                f"refusing the runtime directory {path}: {ancestor} (uid {st.st_uid}, mode "
+                f"{stat.S_IMODE(st.st_mode):04o}) lets another user replace it",
+                hint=f"point {variable} at a directory whose parents only root can write, "
+                "such as /run/corpnet",
+                path=path,
+                variable=variable,
+            )
+    with contextlib.suppress(FileExistsError):
+        path.mkdir(mode=0o755)
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        if st.st_uid != 0:
+            raise PermissionDeniedError(
+                f"refusing the runtime directory {path}: it belongs to uid {st.st_uid}, and a "
+                "root start writes secrets only where no other user can change them",
+                hint=f"mount a fresh tmpfs or emptyDir at {path}, or point {variable} at a "
+                "root-owned directory",
+                path=path,
+                variable=variable,
+            )
+        if st.st_mode & 0o022:
+            os.fchmod(fd, 0o755)
+        _remove_foreign(fd)
+    finally:
+        os.close(fd)
+    return path
+
+
+# What corpnet creates in the runtime directory, and what killed runs leave:
+# write_atomic's ".NAME.PID.tmp", the hashed directory's ".certs-DIGEST.PID"
+# staging directories and ".certs-link.PID" swap links (trust/_certdir.py).
+_OURS = frozenset({BUNDLE, CERT_DIR, JAVA_TRUSTSTORE, ENV_FILE, CLIENT_DIR, ".lock"})
+_LEFTOVER_RE = re.compile(r"^\.(?:.+\.[0-9]+\.tmp|certs-[0-9a-f]+\.[0-9]+|certs-link\.[0-9]+)$")
+
+
+def _remove_foreign(dir_fd: int) -> None:
+    """Remove corpnet's names in ``dir_fd`` that root did not make (an earlier agent's)."""
+    for entry in os.scandir(dir_fd):
+        if entry.name not in _OURS and not entry.name.startswith(".certs-"):
+            continue
+        st = entry.stat(follow_symlinks=False)
+        # A hard link is not something corpnet makes: it may be a root file's second name.
+        linked = stat.S_ISREG(st.st_mode) and st.st_nlink > 1
+        if st.st_uid != 0 or linked:
+            _remove(dir_fd, entry.name, st)
+
+
+def _remove(dir_fd: int, name: str, st: os.stat_result) -> None:
+    if stat.S_ISDIR(st.st_mode):
+        import shutil
+
+        # rmtree's fd-based walk never follows a symlink planted inside.
+        shutil.rmtree(name, dir_fd=dir_fd)
+    else:
+        os.unlink(name, dir_fd=dir_fd)
+
+
+def clean_leftovers(runtime_dir: Path) -> None:
+    """Remove what killed runs left behind; call it holding :func:`lock`."""
+    fd = os.open(runtime_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for entry in os.scandir(fd):
+            if _LEFTOVER_RE.match(entry.name):
+                with contextlib.suppress(FileNotFoundError):
+                    _remove(fd, entry.name, entry.stat(follow_symlinks=False))
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def lock(runtime_dir: Path, *, timeout: float = 30.0) -> Iterator[None]:
+    """Hold the runtime directory's lock: one writer at a time (restarts, ``docker exec``).
+
+    ``flock`` is released by the kernel when a holder dies, so a killed run
+    never leaves the directory locked.
+    """
+    import fcntl
+    import time
+
+    path = runtime_dir / ".lock"
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as e:
+        raise PermissionDeniedError(
+            f"cannot open the lock {path} ({e.strerror})",
+            hint="mount a writable tmpfs or emptyDir at the runtime directory "
+            "(CORPNET_RUNTIME_DIR)",
+            path=path,
+            variable="CORPNET_RUNTIME_DIR",
+        ) from e
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise PermissionDeniedError(
+                        f"another corpnet has held {path} for {timeout:.0f}s",
+                        hint="wait for it to finish, or stop the process that holds it",
+                        path=path,
+                    ) from None
+                time.sleep(0.02)
+        yield
+    finally:
+        os.close(fd)
 
 
 def is_read_only_error(error: OSError) -> bool:

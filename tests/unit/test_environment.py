@@ -152,12 +152,15 @@ def test_persist_writes_a_private_sourceable_file(tmp_path: Path) -> None:
     assert out.stdout == NASTY["QUOTE"]
 
 
-def test_persist_chowns_to_the_agent_and_lets_its_group_read(tmp_path: Path) -> None:
+def test_persist_as_root_keeps_env_sh_root_s_and_lets_the_agent_group_read(
+    tmp_path: Path,
+) -> None:
+    """The agent reads env.sh through its group and cannot append to it (a root shell sources it)."""
     if os.geteuid() != 0:
         pytest.fail("this test checks chown and runs as root (bash scripts/test)")
     path = persist(tmp_path, {"A": "1"}, owner=(65534, 65534))
     st = path.stat()
-    assert (st.st_uid, st.st_gid, _mode(path)) == (65534, 65534, 0o640)
+    assert (st.st_uid, st.st_gid, _mode(path)) == (0, 65534, 0o640)
 
 
 def test_a_second_run_replaces_the_file_atomically(tmp_path: Path) -> None:

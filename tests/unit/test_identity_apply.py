@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import io
 import ssl
 from collections.abc import Iterator, Mapping
@@ -248,14 +250,19 @@ def test_world_readable_pkcs12_is_refused(client: Client, root: Authority) -> No
         apply(client)
 
 
-def test_outputs_are_owned_by_the_agent(client: Client, root: Authority) -> None:
+def test_outputs_stay_root_s_and_the_agent_group_reads_them(
+    client: Client, root: Authority
+) -> None:
+    """Written by root for the agent: readable through its group, never its to change."""
+    assert os.geteuid() == 0, "this test checks ownership as root: run the suite as root"
     key = private_key("ec")
     client.write("client.p12", p12_bundle(key, make_leaf(root, key=key), [], None))
     result = apply(client, owner=(65534, 65534))
     assert result is not None
-    for path in (result.cert, result.key, result.cert.parent):
-        st = path.stat()
-        assert (st.st_uid, st.st_gid) == (65534, 65534), path
+    expected = {result.cert: 0o640, result.key: 0o640, result.cert.parent: 0o750}
+    for path, mode in expected.items():
+        st = path.lstat()
+        assert (st.st_uid, st.st_gid, st.st_mode & 0o7777) == (0, 65534, mode), path
 
 
 def test_stale_outputs_are_removed(client: Client, root: Authority) -> None:

@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -145,16 +147,25 @@ def test_no_command_is_a_usage_error(tmp_path: Path) -> None:
     assert "corpnet: error: no command to run" in done.stderr
 
 
-def test_root_start_drops_to_corpnet_user_and_hands_over_runtime_files(tmp_path: Path) -> None:
+def test_root_start_drops_to_corpnet_user_and_keeps_runtime_files_root_s(tmp_path: Path) -> None:
+    """The agent reads what it needs and can change nothing root wrote (docs/security.md)."""
     assert os.geteuid() == 0, "this test starts corpnet as root: run the suite as root"
     nobody = pwd.getpwnam("nobody")
-    tmp_path.chmod(0o755)
-    done = _run(tmp_path, "sh", "-c", 'id -u; echo "$HOME"', CORPNET_USER="nobody")
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == [str(nobody.pw_uid), nobody.pw_dir]
-    run_dir = tmp_path / "run"
-    for path in [run_dir, *run_dir.rglob("*")]:
-        assert path.lstat().st_uid == nobody.pw_uid, path
+    # pytest's own tmp_path sits in a 0700 directory the agent could not traverse.
+    base = Path(tempfile.mkdtemp(dir="/tmp"))
+    try:
+        base.chmod(0o755)
+        script = 'id -u; echo "$HOME"; . "$CORPNET_RUNTIME_DIR/env.sh" && echo readable'
+        done = _run(base, "sh", "-c", script, CORPNET_USER="nobody")
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.split() == [str(nobody.pw_uid), nobody.pw_dir, "readable"]
+        run_dir = base / "run"
+        for path in [run_dir, *run_dir.rglob("*")]:
+            st = path.lstat()
+            assert st.st_uid == 0, path
+            assert not st.st_mode & 0o022 or path.is_symlink(), path
+    finally:
+        shutil.rmtree(base)
 
 
 def test_quiet_keeps_only_warnings_and_json_log_is_one_object_per_line(tmp_path: Path) -> None:

@@ -32,7 +32,9 @@ def run(*, strict: bool, as_json: bool, as_env: bool, environ: Mapping[str, str]
     runtime_dir = files.choose_runtime_dir(settings.runtime_dir)
     log = logmod.get()
     try:
-        result = stage.apply(settings, runtime_dir=runtime_dir)
+        with files.lock(runtime_dir):
+            files.clean_leftovers(runtime_dir)
+            result = stage.apply(settings, runtime_dir=runtime_dir)
     except stage.TrustErrors as e:
         if as_json:
             _print_json({"files": [f.as_dict() for f in e.files], "errors": _messages(e)})

@@ -350,18 +350,27 @@ def exports_for(cert: Path, key: Path, passphrase: str | None, combined: Path | 
 
 
 def _client_dir(path: Path, owner: tuple[int, int] | None) -> None:
+    # Root's runtime directory only holds root's entries (files.secure_root_dir):
+    # no link planted by an earlier agent is followed here.
+    shared = _shared(owner)
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    path.chmod(0o700)
+    path.chmod(0o750 if shared else 0o700)
     _chown(path, owner)
 
 
+def _shared(owner: tuple[int, int] | None) -> bool:
+    """Does root write for another user, who reads through its group?"""
+    return owner is not None and os.geteuid() == 0 and owner[0] != 0
+
+
 def _chown(path: Path, owner: tuple[int, int] | None) -> None:
-    if owner is not None and os.geteuid() == 0:
-        os.chown(path, owner[0], owner[1])
+    # The file stays root's (the agent cannot rewrite it); only its group is the agent's.
+    if owner is not None and _shared(owner):
+        os.chown(path, 0, owner[1], follow_symlinks=False)
 
 
 def _write(path: Path, data: bytes, owner: tuple[int, int] | None) -> Path:
-    filesmod.write_atomic(path, data, mode=0o600)
+    filesmod.write_atomic(path, data, mode=0o640 if _shared(owner) else 0o600)
     _chown(path, owner)
     return path
 

@@ -53,7 +53,7 @@ def prepare(
     euid: int | None = None,
 ) -> Prepared:
     """Run the stages that compute and persist the environment; return what they made."""
-    from corpnet import identity, proxy, trust
+    from corpnet import proxy
 
     log = logmod.get()
     settings = config.load(environ)
@@ -68,18 +68,60 @@ def prepare(
     for secret in _proxy_secrets(proxy_config):
         log.add_secret(secret)
 
-    runtime_dir = files.choose_runtime_dir(settings.runtime_dir)
+    runtime_dir = files.choose_runtime_dir(settings.runtime_dir, euid=euid)
     if runtime_dir != settings.runtime_dir:
         log.warning(
             f"{settings.runtime_dir} is not writable, using {runtime_dir}: mount a tmpfs "
             f"or emptyDir at {settings.runtime_dir} (CORPNET_RUNTIME_DIR)"
         )
+    # The agent's (uid, gid): started as root, everything corpnet writes stays
+    # root's, and the agent reads the secret files (env.sh, client key copies)
+    # through its group, without being able to change them (docs/security.md).
+    owner = (account.uid, account.gid) if account else None
+    with files.lock(runtime_dir):
+        files.clean_leftovers(runtime_dir)
+        computed, secret_names, trust_result, identity_result = _write_stages(
+            settings,
+            environ,
+            proxy_config,
+            runtime_dir,
+            now=now,
+            euid=euid,
+            owner=owner,
+            groups=account.groups if account else None,
+        )
 
+    return Prepared(
+        settings=settings,
+        runtime_dir=runtime_dir,
+        env=computed,
+        secret_names=secret_names,
+        trust=trust_result,
+        identity=identity_result,
+        proxy=proxy_config,
+        account=account,
+    )
+
+
+def _write_stages(
+    settings: config.Settings,
+    environ: Mapping[str, str],
+    proxy_config: ProxyConfig,
+    runtime_dir: Path,
+    *,
+    now: datetime,
+    euid: int,
+    owner: tuple[int, int] | None,
+    groups: tuple[int, ...] | None,
+) -> tuple[dict[str, str], frozenset[str], TrustResult, IdentityResult | None]:
+    """Trust, identity and the persisted environment: the writes, under the lock."""
+    from corpnet import identity, trust
+
+    log = logmod.get()
     trust_result = trust.apply(settings, runtime_dir=runtime_dir, euid=euid)
     for w in trust_result.warnings:
         log.warning(w)
 
-    owner = (account.uid, account.gid) if account else None
     identity_result = identity.apply(
         settings,
         runtime_dir=runtime_dir,
@@ -87,7 +129,7 @@ def prepare(
         now=now,
         owner=owner,
         # The groups the agent will really have (fsGroup, --group-add included).
-        groups=account.groups if account else None,
+        groups=groups,
     )
     if identity_result is not None:
         for w in identity_result.warnings:
@@ -114,17 +156,7 @@ def prepare(
     merged["CORPNET_RUNTIME_DIR"] = str(runtime_dir)
     computed = {name: merged[name] for name in sorted(names)}
     environment.persist(runtime_dir, computed, owner=owner)
-
-    return Prepared(
-        settings=settings,
-        runtime_dir=runtime_dir,
-        env=computed,
-        secret_names=frozenset(secret_names),
-        trust=trust_result,
-        identity=identity_result,
-        proxy=proxy_config,
-        account=account,
-    )
+    return computed, frozenset(secret_names), trust_result, identity_result
 
 
 def _proxy_secrets(proxy_config: ProxyConfig) -> list[str]:
@@ -177,7 +209,6 @@ def exec_agent(
         )
     prepared, agent_env = _start(environ, now=now)
     if prepared.account is not None:
-        _hand_over(prepared.runtime_dir, prepared.account)
         agent_env = drop_privileges(prepared.account, agent_env)
     # CPython ignores SIGPIPE and SIGXFSZ, and an ignored signal stays ignored
     # across exec: the agent and its shell pipelines would inherit that.
@@ -189,12 +220,6 @@ def exec_agent(
         raise CommandNotFoundError(command[0]) from e
     except PermissionError as e:
         raise CommandNotFoundError(command[0], executable=False) from e
-
-
-def _hand_over(runtime_dir: Path, account: Account) -> None:
-    """Give the runtime files to the agent's user: it may rewrite them on a restart."""
-    for path in [runtime_dir, *runtime_dir.rglob("*")]:
-        os.chown(path, account.uid, account.gid, follow_symlinks=False)
 
 
 class CommandNotFoundError(CorpnetError):
