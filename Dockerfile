@@ -32,23 +32,20 @@ RUN apt-get update \
     && rm -f /usr/lib/python3.*/__pycache__/_pydecimal.* /usr/lib/python3.*/__pycache__/doctest.* \
         /usr/lib/python3.*/__pycache__/mailbox.* /usr/lib/python3.*/__pycache__/pydoc.* \
         /usr/lib/python3.*/__pycache__/turtle.*
-# The trust-store layout (see docs/image.md):
+# The trust-store layout (see docs/image.md and docs/security.md):
 # - /var/lib/corpnet/system-ca-bundle.pem: the pristine Debian bundle, so a CA
 #   removed from the mounts disappears on the next start;
-# - /etc/ssl/certs/ca-certificates.crt (what OpenSSL, curl, git, Debian's
-#   python3 and node read by default) is a symlink into the runtime directory,
-#   so a non-root or read-only start still updates it;
-# - /run/corpnet/ca-bundle.pem starts as a copy of the pristine bundle, so the
-#   image verifies public hosts before the first start and with --entrypoint
-#   overridden. /run/corpnet belongs to the agent user (uid 1000) and to group 0,
-#   for runtimes that start an arbitrary uid with gid 0 (OpenShift).
+# - /etc/ssl/certs/ca-certificates.crt stays a root-owned file: root's trust
+#   anchors are never a file the agent can write. A root start (CORPNET_USER)
+#   rewrites it; a non-root start reaches tools through the exported variables;
+# - /run/corpnet is root's with mode 1777, like /tmp: any uid can start
+#   (uid 1000, OpenShift's arbitrary uid with gid 0, a --user 1000:1000 with a
+#   tmpfs there, which takes this mode), and a root start takes it back to 0755.
 RUN useradd --uid 1000 --user-group --create-home --shell /bin/bash agent \
     && install -d -m 0755 /var/lib/corpnet /etc/corpnet/ca.d /etc/corpnet/client \
         /etc/corpnet/entrypoint.d \
-    && install -d -m 0775 -o 1000 -g 0 /run/corpnet \
+    && install -d -m 1777 /run/corpnet \
     && install -m 0644 /etc/ssl/certs/ca-certificates.crt /var/lib/corpnet/system-ca-bundle.pem \
-    && install -m 0644 -o 1000 -g 0 /etc/ssl/certs/ca-certificates.crt /run/corpnet/ca-bundle.pem \
-    && ln -sf /run/corpnet/ca-bundle.pem /etc/ssl/certs/ca-certificates.crt \
     && ln -s /opt/corpnet/venv/bin/corpnet /usr/local/bin/corpnet \
     && printf '\n# corpnet: the persisted proxy/CA environment for interactive shells.\n%s\n' \
         '[ -r /etc/corpnet/bashrc.sh ] && . /etc/corpnet/bashrc.sh' >> /etc/bash.bashrc

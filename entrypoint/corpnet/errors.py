@@ -17,7 +17,7 @@ with the code it exits with (a test holds this list to the code):
 - ``corpnet.proxy``: ``ProxyConfigError`` 78.
 - ``corpnet.reach``: ``ReachError`` 69, 78 or 65 (the worst host's diagnosis);
   ``Interrupted`` 130 (SIGINT) or 143 (SIGTERM).
-- ``corpnet.run``: ``HookError`` the hook's own code (1-125), else 70;
+- ``corpnet.run``: ``HookError`` the hook's own code (128+N when signal N killed it);
   ``CommandNotFoundError`` 127, or 126 when not executable.
 - ``corpnet.build``: ``BuildError`` 1.
 """

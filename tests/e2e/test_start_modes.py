@@ -21,11 +21,13 @@ from support.world import World
 pytestmark = pytest.mark.e2e
 
 TOOLS = ("curl", "urllib", "requests", "node")
-# Prints the uid, and whether the system bundle path holds the corporate CA.
+# Prints the uid, whether the system bundle path holds the corporate CA, and
+# who owns that path (root's trust anchor: never a file the agent can write).
 PROBE = (
     'echo "E2E-OK uid: $(id -u)"; '
     'if grep -qF "$E2E_CA_LINE" /etc/ssl/certs/ca-certificates.crt; '
     'then echo "E2E-OK sysbundle: corporate CA present"; fi; '
+    "echo \"E2E-OK sysowner: $(stat -L -c '%u %a' /etc/ssl/certs/ca-certificates.crt)\"; "
     "exec /opt/e2e/check.sh"
 )
 
@@ -51,18 +53,19 @@ def run_probe(world: World, **kwargs: Any) -> Result:
 
 def test_default_non_root(world: World) -> None:
     result = run_probe(world)
-    assert_all_tools(world, result)
+    assert_all_tools(world, result)  # through the exported variables
     assert result.ok("uid") == "1000"
-    # The image links the system bundle path into the runtime directory, so even a
-    # non-root start reaches tools that read only their compiled-in path.
-    assert result.ok("sysbundle")
+    # A non-root start cannot (and must not be able to) change root's trust anchor.
+    assert result.ok("sysowner") == "0 644"
+    assert "sysbundle" not in result.out
 
 
 def test_root_with_corpnet_user_drops_privileges(world: World) -> None:
     result = run_probe(world, user="0", env={"CORPNET_USER": "1000"})
     assert_all_tools(world, result)
     assert result.ok("uid") == "1000"
-    assert result.ok("sysbundle")
+    assert result.ok("sysbundle")  # root rewrote the system store
+    assert result.ok("sysowner") == "0 644"
 
 
 def test_read_only_root_with_tmpfs_runtime_dir(world: World) -> None:
@@ -73,7 +76,17 @@ def test_read_only_root_with_tmpfs_runtime_dir(world: World) -> None:
         tmpfs={"/run/corpnet": "mode=0775,uid=1000,gid=0", "/tmp": "mode=1777"},
     )
     assert_all_tools(world, result)
-    assert result.ok("sysbundle")
+
+
+def test_read_only_with_a_plain_tmpfs_and_user_1000_1000(world: World) -> None:
+    """`docker run --read-only --tmpfs /run/corpnet --user 1000:1000` starts.
+
+    Docker gives the tmpfs root ownership and the image directory's mode; with
+    the old 0775 uid 1000 gid 0 layout, gid 1000 could not write it (exit 77).
+    """
+    result = run_probe(world, read_only=True, user="1000:1000", tmpfs={"/run/corpnet": ""})
+    assert_all_tools(world, result)
+    assert result.ok("uid") == "1000"
 
 
 def _k8s_secret_dir(root: Path, files: dict[str, bytes], gid: int) -> None:

@@ -155,7 +155,7 @@ def test_persist_writes_a_private_sourceable_file(tmp_path: Path) -> None:
 def test_persist_as_root_keeps_env_sh_root_s_and_lets_the_agent_group_read(
     tmp_path: Path,
 ) -> None:
-    """The agent reads env.sh through its group and cannot append to it (a root shell sources it)."""
+    """The agent reads env.sh through its group; it cannot append to what root shells source."""
     if os.geteuid() != 0:
         pytest.fail("this test checks chown and runs as root (bash scripts/test)")
     path = persist(tmp_path, {"A": "1"}, owner=(65534, 65534))

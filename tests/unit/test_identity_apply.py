@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import os
-
 import io
+import os
 import ssl
 from collections.abc import Iterator, Mapping
 from pathlib import Path

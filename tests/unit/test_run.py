@@ -224,3 +224,46 @@ def test_run_wait_and_doctor_make_one_routing_decision(tmp_path: Path) -> None:
     assert {name: line in out for name, out in outputs.items()} == dict.fromkeys(outputs, True), (
         outputs
     )
+
+
+def _bad_hooks(hooks: Path) -> dict[str, tuple[int, str]]:
+    """Hooks that cannot run, or die; each with the exit code and words corpnet must give."""
+    cases: dict[str, tuple[int, str]] = {}
+    missing = hooks / "missing-interpreter"
+    missing.mkdir(parents=True)
+    (missing / "10-x.sh").write_text("#!/nonexistent/zsh\necho hi\n")
+    cases["missing-interpreter"] = (78, "its interpreter (/nonexistent/zsh) does not exist")
+    directory = hooks / "directory"
+    (directory / "10-x.sh").mkdir(parents=True)
+    cases["directory"] = (78, "10-x.sh cannot run: it is a directory")
+    killed = hooks / "killed"
+    killed.mkdir()
+    (killed / "10-x.sh").write_text("#!/bin/sh\nkill -9 $$\n")
+    cases["killed"] = (137, "10-x.sh was killed by SIGKILL")
+    exit127 = hooks / "exit127"
+    exit127.mkdir()
+    (exit127 / "10-x.sh").write_text("#!/bin/sh\nexit 127\n")
+    cases["exit127"] = (127, "10-x.sh failed with exit code 127")
+    for d in (missing, killed, exit127):
+        (d / "10-x.sh").chmod(0o755)
+    return cases
+
+
+def test_hooks_that_cannot_run_or_die_get_a_line_and_their_code_never_70(tmp_path: Path) -> None:
+    for name, (code, words) in _bad_hooks(tmp_path / "hooks").items():
+        (tmp_path / name / "etc").mkdir(parents=True)
+        (tmp_path / name / "etc" / "entrypoint.d").symlink_to(tmp_path / "hooks" / name)
+        done = _run(tmp_path / name, "true")
+        assert (done.returncode, words in done.stderr) == (code, True), (name, done.stderr)
+        assert "Traceback" not in done.stderr
+        assert "internal error" not in done.stderr
+
+
+def test_a_hook_without_a_shebang_runs_under_sh_as_a_shell_would(tmp_path: Path) -> None:
+    hooks = tmp_path / "etc" / "entrypoint.d"
+    hooks.mkdir(parents=True)
+    (hooks / "10-plain.sh").write_text(f"echo ran > {tmp_path}/ran\n")
+    (hooks / "10-plain.sh").chmod(0o755)
+    done = _run(tmp_path, "true")
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "ran").read_text() == "ran\n"

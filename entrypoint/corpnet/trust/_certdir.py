@@ -5,6 +5,10 @@ SHA-256 of the bundle it was built from. An unchanged restart finds the link
 already right and touches nothing; a changed bundle gets a new directory,
 filled completely, then the link is replaced with one ``rename``, so a reader
 never sees a half-written directory or a mix of old and new CAs.
+
+The name alone proves nothing (a run killed mid-fill, or a hand that deleted
+files): each directory holds a :data:`MANIFEST` of its files and sizes, and
+the "unchanged" shortcut is taken only when the directory still matches it.
 """
 
 from __future__ import annotations
@@ -15,6 +19,9 @@ import hashlib
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
+
+# Not a HHHHHHHH.N name: OpenSSL's lookup never reads it.
+MANIFEST = ".manifest"
 
 
 def _remove_tree(path: Path) -> None:
@@ -36,7 +43,7 @@ def write(
     name = f".{link.name}-{hashlib.sha256(bundle).hexdigest()[:16]}"
     target = parent / name
     with contextlib.suppress(OSError):
-        if str(link.readlink()) == name and target.is_dir():
+        if str(link.readlink()) == name and _intact(target):
             return False
     staging = parent / f"{name}.{os.getpid()}"
     if staging.exists():  # a dead run with our pid (a container restart reuses pids)
@@ -57,23 +64,48 @@ def write(
     return True
 
 
+def _intact(directory: Path) -> bool:
+    """Does ``directory`` hold exactly the files, with the sizes, its manifest lists?"""
+    try:
+        listed = (directory / MANIFEST).read_text(encoding="ascii").split("\n")
+        found = {
+            e.name: e.stat(follow_symlinks=False).st_size
+            for e in os.scandir(directory)
+            if e.name != MANIFEST and e.is_file(follow_symlinks=False)
+        }
+    except (OSError, UnicodeDecodeError):
+        return False
+    expected = {}
+    for line in filter(None, listed):
+        file_name, _, size = line.partition(" ")
+        expected[file_name] = int(size) if size.isdigit() else -1
+    return found == expected
+
+
 def _fill(directory: Path, names: Sequence[str | None], pems: Sequence[bytes]) -> None:
     # os.open relative to the directory, then os.write: with a thousand files,
     # pathlib's and io's per-file costs and the path lookups show.
     dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+    manifest = []
     try:
         for file_name, pem in zip(names, pems, strict=True):
             if file_name is None:  # a certificate without a usable subject hash
                 continue
-            fd = os.open(file_name, flags, 0o644, dir_fd=dir_fd)
-            try:
-                if os.write(fd, pem) != len(pem):  # regular files: only when the disk is full
-                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), file_name)
-            finally:
-                os.close(fd)
+            _create(dir_fd, file_name, pem)
+            manifest.append(f"{file_name} {len(pem)}\n")
+        _create(dir_fd, MANIFEST, "".join(manifest).encode("ascii"))  # last: marks it complete
     finally:
         os.close(dir_fd)
+
+
+def _create(dir_fd: int, file_name: str, data: bytes) -> None:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW
+    fd = os.open(file_name, flags, 0o644, dir_fd=dir_fd)
+    try:
+        if os.write(fd, data) != len(data):  # regular files: only when the disk is full
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), file_name)
+    finally:
+        os.close(fd)
 
 
 def _swap(link: Path, name: str) -> None:

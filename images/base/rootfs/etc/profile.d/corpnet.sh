@@ -12,6 +12,10 @@
 # (corpnet.files.fallback_runtime_dir: Python's tempfile.gettempdir() reads
 # TMPDIR first, then /tmp).
 #
+# Sourced only when owned by root or by this shell's own user, and writable by
+# nobody else: a file the agent could write must never run in a root shell
+# (`docker exec -u 0`), which would make the agent root (docs/security.md).
+#
 # Sourced once per process tree: CORPNET_ENV_SOURCED is exported, so a script
 # run from a shell that changed a variable (NO_PROXY=... ./script) keeps the
 # change instead of getting env.sh again through BASH_ENV.
@@ -22,7 +26,17 @@ if [ -z "${CORPNET_ENV_SOURCED:-}" ]; then
         __corpnet_env="${TMPDIR:-/tmp}/corpnet-$(id -u)/env.sh"
     fi
     if [ -f "$__corpnet_env" ] && [ -r "$__corpnet_env" ]; then
-        . "$__corpnet_env" && export CORPNET_ENV_SOURCED="$__corpnet_env"
+        # "uid mode" of the file: owner root or us, no group/other write bit.
+        __corpnet_st=$(stat -L -c '%u %a' "$__corpnet_env" 2>/dev/null) || __corpnet_st=
+        case "${__corpnet_st%% *}" in
+            0 | "$(id -u)")
+                case "${__corpnet_st##* }" in
+                    *[2367]? | *[2367]) ;;
+                    *) . "$__corpnet_env" && export CORPNET_ENV_SOURCED="$__corpnet_env" ;;
+                esac
+                ;;
+        esac
+        unset __corpnet_st
     fi
     unset __corpnet_env
 fi
