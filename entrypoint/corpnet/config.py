@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from corpnet import inputs
 from corpnet.errors import ConfigError, ConfigErrors, CorpnetError, PermissionDeniedError
 
 DEFAULT_CONFIG_DIR = Path("/etc/corpnet")
@@ -26,7 +27,28 @@ DEFAULT_RUNTIME_DIR = Path("/run/corpnet")
 # The hosts the Claude Code enterprise network documentation lists as required.
 DEFAULT_ALLOWLIST = ("api.anthropic.com", "claude.ai", "platform.claude.com")
 DEFAULT_WAIT_TIMEOUT = 60.0
+# A day: a container that waits longer for its network is stuck, and a finite
+# cap keeps every deadline computable (inf or 1e300 would never end a wait).
+MAX_WAIT_TIMEOUT = 86400.0
 DEFAULT_CERT_WARN_DAYS = 14
+MAX_CERT_WARN_DAYS = 3650  # ten years: longer than any client certificate lives
+
+# Variables read here, or passed on (JAVA_TOOL_OPTIONS is appended to), whose
+# values end up in URLs, files and env.sh, all UTF-8. Python hands undecodable
+# bytes of the environment over as lone surrogates (PEP 383), which no encoder
+# takes: they are refused here, as a _FILE twin holding the same bytes is.
+_TEXT_PREFIXES = ("CORPNET_", "CLAUDE_CODE_")
+_TEXT_NAMES = frozenset(
+    {
+        "HTTPS_PROXY",
+        "HTTP_PROXY",
+        "ALL_PROXY",
+        "NO_PROXY",
+        "NODE_EXTRA_CA_CERTS",
+        "JAVA_TOOL_OPTIONS",
+        "KUBERNETES_SERVICE_HOST",
+    }
+)
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -161,8 +183,12 @@ def split_list(value: str, separators: str = ",\\s") -> list[str]:
 
 
 def read_secret_file(path: Path) -> str:
-    """Read a mounted secret; one trailing newline (from ``echo`` or an editor) is dropped."""
-    text = path.read_text(encoding="utf-8")
+    """Read a mounted secret; one trailing newline (from ``echo`` or an editor) is dropped.
+
+    Only a regular file is read (:func:`corpnet.inputs.read_regular`), so a FIFO
+    or ``/dev/zero`` named by a ``_FILE`` variable neither blocks nor fills memory.
+    """
+    text = inputs.read_regular(path, inputs.SECRET_INPUT_LIMIT).data.decode("utf-8")
     if text.endswith("\r\n"):
         return text[:-2]
     return text.removesuffix("\n")
@@ -192,24 +218,29 @@ class _Reader:
             )
         return False
 
-    def number(self, name: str, default: float, *, minimum: float = 0) -> float:
+    def number(
+        self, name: str, default: float, *, unit: str, maximum: float, minimum: float = 0
+    ) -> float:
         raw = self.get(name)
         if raw is None:
             return default
         try:
             value = float(raw)
         except ValueError:
-            value = minimum - 1
-        if not value >= minimum:  # also catches NaN
-            self.errors.append(
-                ConfigError(
-                    f"{name}={raw!r} is not a number",
-                    hint=f"use a number of at least {minimum:g}, e.g. {name}={default:g}",
-                    variable=name,
-                )
+            problem = "is not a number"
+        else:
+            if minimum <= value <= maximum:  # NaN fails both
+                return value
+            problem = "is out of range"
+        self.errors.append(
+            ConfigError(
+                f"{name}={raw!r} {problem}",
+                hint=f"use a number of {unit} from {minimum:g} to {maximum:g}, "
+                f"e.g. {name}={default:g}",
+                variable=name,
             )
-            return default
-        return value
+        )
+        return default
 
     def choice(self, name: str, choices: tuple[str, ...], default: str) -> str:
         raw = (self.get(name) or default).strip().lower()
@@ -257,10 +288,10 @@ class _Reader:
                     variable=source,
                 )
             )
-        except IsADirectoryError:
+        except inputs.InputFileError as e:
             self.errors.append(
                 ConfigError(
-                    f"{source} points at {path}, which is a directory",
+                    f"{source} points at {path}, which {e.what}",
                     hint="point it at the file that holds the secret",
                     path=path,
                     variable=source,
@@ -275,7 +306,16 @@ class _Reader:
                     variable=source,
                 )
             )
-        except (OSError, UnicodeDecodeError) as e:
+        except UnicodeDecodeError:
+            self.errors.append(
+                ConfigError(
+                    f"{source} points at {path}, which is not UTF-8 text",
+                    hint="write the secret there as UTF-8",
+                    path=path,
+                    variable=source,
+                )
+            )
+        except OSError as e:
             self.errors.append(
                 ConfigError(
                     f"{source}: cannot read {path} ({e.__class__.__name__})",
@@ -290,7 +330,7 @@ class _Reader:
         """Reconcile ``UPPER`` and ``upper``: equal, one of them, or an error."""
         lower = upper.lower()
         u, low = self.get(upper), self.get(lower)
-        if u is not None and low is not None and u.strip() != low.strip():
+        if u is not None and low is not None and _comparable(upper, u) != _comparable(upper, low):
             self.errors.append(
                 ConfigError(
                     f"{upper} and {lower} are both set and differ",
@@ -300,6 +340,22 @@ class _Reader:
             )
         value = u if u is not None else low
         return value.strip() if value is not None else None
+
+    def text(self) -> None:
+        """Refuse values that are not UTF-8 (see ``_TEXT_NAMES``), naming never the value."""
+        for name in sorted(self.env):
+            if not (name.startswith(_TEXT_PREFIXES) or name.upper() in _TEXT_NAMES):
+                continue
+            try:
+                self.env[name].encode("utf-8")
+            except UnicodeEncodeError:
+                self.errors.append(
+                    ConfigError(
+                        f"{name} is not valid UTF-8",
+                        hint=f"set {name} to UTF-8 text (percent-encode other bytes in a URL)",
+                        variable=name,
+                    )
+                )
 
     def hostports(self, name: str, default: tuple[str, ...]) -> tuple[HostPort, ...]:
         raw = self.env.get(name)
@@ -320,6 +376,14 @@ class _Reader:
         return tuple(result)
 
 
+def _comparable(upper: str, value: str) -> str | frozenset[str]:
+    """What must agree between ``UPPER`` and ``upper``: NO_PROXY is a set of entries."""
+    if upper == "NO_PROXY":
+        # Order, case, blanks and trailing dots mean nothing to any client.
+        return frozenset(e.rstrip(".") for e in split_list(value.lower()))
+    return value.strip()
+
+
 _HOST_RE = re.compile(r"^[a-z0-9_]([a-z0-9_.-]*[a-z0-9_])?$")
 
 
@@ -330,7 +394,9 @@ def parse_hostport(item: str, default_port: int = 443) -> HostPort:
         item = item.split("://", 1)[1].split("/", 1)[0]
     port = default_port
     if item.startswith("["):
-        host, _, rest = item[1:].partition("]")
+        host, closed, rest = item[1:].partition("]")
+        if not closed:  # "[::1:443" would otherwise pass as the address ::1:443
+            raise ValueError(item)
         if rest:
             if not rest.startswith(":"):
                 raise ValueError(item)
@@ -363,6 +429,7 @@ def _own_output(path: Path, runtime_dir: Path) -> bool:
 def load(env: Mapping[str, str], *, read_file: ReadFile = read_secret_file) -> Settings:
     """Build :class:`Settings` from ``env``; raise :class:`ConfigErrors` listing every problem."""
     r = _Reader(env, read_file)
+    r.text()
     config_dir = Path(r.get("CORPNET_CONFIG_DIR") or DEFAULT_CONFIG_DIR)
     runtime_raw = r.get("CORPNET_RUNTIME_DIR")
     runtime_dir = Path(runtime_raw) if runtime_raw else DEFAULT_RUNTIME_DIR
@@ -409,7 +476,14 @@ def load(env: Mapping[str, str], *, read_file: ReadFile = read_secret_file) -> S
         passphrase=passphrase,
         passphrase_source=passphrase_source,
         p12_password=p12_password,
-        warn_days=int(r.number("CORPNET_CERT_WARN_DAYS", DEFAULT_CERT_WARN_DAYS)),
+        warn_days=int(
+            r.number(
+                "CORPNET_CERT_WARN_DAYS",
+                DEFAULT_CERT_WARN_DAYS,
+                unit="days",
+                maximum=MAX_CERT_WARN_DAYS,
+            )
+        ),
         decrypt_key=r.flag("CORPNET_DECRYPT_KEY"),
         strict=strict,
     )
@@ -438,7 +512,9 @@ def load(env: Mapping[str, str], *, read_file: ReadFile = read_secret_file) -> S
         allowlist=r.hostports("CORPNET_ALLOWLIST", DEFAULT_ALLOWLIST),
         optional=r.hostports("CORPNET_ALLOWLIST_OPTIONAL", ()),
         wait=r.choice("CORPNET_WAIT", ("required", "warn", "off"), "required"),  # type: ignore[arg-type]
-        timeout=r.number("CORPNET_WAIT_TIMEOUT", DEFAULT_WAIT_TIMEOUT),
+        timeout=r.number(
+            "CORPNET_WAIT_TIMEOUT", DEFAULT_WAIT_TIMEOUT, unit="seconds", maximum=MAX_WAIT_TIMEOUT
+        ),
         mtls_hosts=(
             tuple(h.lower().rstrip(".") for h in split_list(mtls_raw))
             if mtls_raw is not None

@@ -8,7 +8,9 @@ subprocess, as the container's PID 1 would.
 from __future__ import annotations
 
 import json
+import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -115,7 +117,12 @@ def test_wait_deadline(corpnet: CorpnetCli, base_env, serve) -> None:  # type: i
     }
     result = corpnet("wait", env=env)
     assert result.code == 69, result.err
-    assert "corpnet: error: api.corp.test:443 not reachable after 0.5s" in result.err
+    # The real time waited: the last attempt starts at the deadline less min_attempt (0.1 s).
+    assert re.search(
+        r"corpnet: error: api\.corp\.test:443 not reachable after 0\.[45]s "
+        r"\(\d+ attempts, deadline 0\.5s\)",
+        result.err,
+    ), result.err
     assert "with 502 Bad Gateway" in result.err
 
 
@@ -313,3 +320,36 @@ def test_doctor_without_a_usable_proxy_configuration(corpnet: CorpnetCli, doctor
     assert result.code == 1
     assert "proxy:\n  FAIL  " in result.out
     assert "reachability:\n  note  not probed: fix the proxy configuration first" in result.out
+
+
+def test_wait_with_a_dead_proxy_uses_its_whole_deadline_and_says_how_long(base_env) -> None:  # type: ignore[no-untyped-def]
+    """The default policy (a subprocess: no FAST backoff): no giving up a backoff early."""
+    with socket.socket() as s:  # a port nothing listens on: every connect is refused
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    deadline = 3.0  # giving up a backoff early ends by 2.1 s: 0.2+0.4+0.8 (+50 %), then 1.6+
+    env = {
+        **host_environ(),
+        **base_env,
+        "CORPNET_ALLOWLIST": "api.corp.test",
+        "HTTPS_PROXY": f"http://127.0.0.1:{port}",
+        "CORPNET_WAIT_TIMEOUT": f"{deadline:g}",
+    }
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "corpnet", "wait"],
+        env=env, capture_output=True, text=True, check=False, timeout=30,
+    )  # fmt: skip
+    took = time.monotonic() - started
+    assert done.returncode == 69, done.stderr
+    # The whole deadline: the last attempt is at deadline - min_attempt (0.1 s),
+    # never a backoff (up to 25 % of it) before.
+    assert took >= deadline - 0.15, (took, done.stderr)
+    error = done.stderr.strip().splitlines()[-1]
+    prefix = "corpnet: error: api.corp.test:443 not reachable after "
+    assert error.startswith(prefix), error
+    said = float(error.removeprefix(prefix).split("s", 1)[0])
+    assert f"attempts, deadline {deadline:g}s): connection to the proxy" in error
+    assert said >= deadline - 0.15, error  # says the time it really waited
+    assert said <= took, (said, took)
+    assert took <= deadline + 2, took

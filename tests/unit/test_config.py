@@ -118,3 +118,42 @@ def test_cli_has_help_for_every_command(corpnet) -> None:  # type: ignore[no-unt
         cmd = cli.get_command(ctx, name)
         assert cmd is not None, f"corpnet {name} is not implemented"
         assert cmd.help, f"corpnet {name} has no help text"
+
+
+# --- hostile values (issue 11) ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("raw", ["inf", "1e12", "-1", "nan", "86400.5"])
+def test_the_wait_timeout_is_finite_and_capped(raw: str) -> None:
+    with pytest.raises(ConfigErrors) as info:
+        config.load({"CORPNET_WAIT_TIMEOUT": raw})
+    assert str(info.value) == (
+        f"CORPNET_WAIT_TIMEOUT={raw!r} is out of range: use a number of seconds from 0 to "
+        "86400, e.g. CORPNET_WAIT_TIMEOUT=60"
+    )
+    assert info.value.exit_code == ExitCode.CONFIG
+
+
+def test_the_wait_timeout_cap_itself_is_accepted() -> None:
+    assert config.load({"CORPNET_WAIT_TIMEOUT": "86400"}).reach.timeout == 86400
+    assert config.load({"CORPNET_WAIT_TIMEOUT": "0"}).reach.timeout == 0
+
+
+def test_cert_warn_days_is_capped_too() -> None:
+    with pytest.raises(ConfigErrors) as info:
+        config.load({"CORPNET_CERT_WARN_DAYS": "inf"})
+    assert "CORPNET_CERT_WARN_DAYS='inf' is out of range: use a number of days from 0 to 3650" in (
+        str(info.value)
+    )
+
+
+def test_no_proxy_in_both_cases_is_compared_as_a_set() -> None:
+    s = config.load({"NO_PROXY": "a.corp,b.corp", "no_proxy": "B.corp. , a.corp"})
+    assert s.proxy.no_proxy == "a.corp,b.corp"
+    with pytest.raises(ConfigErrors, match="NO_PROXY and no_proxy are both set and differ"):
+        config.load({"NO_PROXY": "a.corp,b.corp", "no_proxy": "a.corp"})
+
+
+def test_an_unclosed_ipv6_bracket_in_the_allowlist_is_refused() -> None:
+    with pytest.raises(ConfigErrors, match=r"CORPNET_ALLOWLIST: '\[::1:443' is not host\[:port\]"):
+        config.load({"CORPNET_ALLOWLIST": "[::1:443"})

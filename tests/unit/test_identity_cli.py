@@ -293,3 +293,27 @@ def test_readability_is_checked_for_corpnet_user_when_root(
     result = corpnet("identity", env={**mount.env, "CORPNET_USER": "65534:65534"})
     assert result.code == 77
     assert "is not readable by uid 65534, the user the agent runs as" in result.err
+
+
+def test_a_password_for_an_unprotected_p12_is_a_warning_in_identity_and_doctor_alike(
+    corpnet: CorpnetCli, mount: Mount, root: Authority
+) -> None:
+    key = private_key("ec")
+    mount.write("client.p12", p12_bundle(key, make_leaf(root, key=key), [], None))
+    system = mount.tmp / "system.pem"
+    system.write_bytes(root.pem)
+    env = {
+        **mount.env,
+        "CORPNET_CLIENT_P12_PASSWORD": SECRET,
+        "CORPNET_SYSTEM_BUNDLE": str(system),
+        "CORPNET_ALLOWLIST": "",  # nothing to probe: the identity is the point
+    }
+    identity = corpnet("identity", env=env)
+    assert identity.code == 0, identity.err
+    assert "has no password" in identity.out
+    doctor = corpnet("doctor", env=env)
+    assert doctor.code == 0, doctor.out
+    assert "WARN  CORPNET_CLIENT_P12_PASSWORD is set but" in doctor.out
+    assert "has no password" in doctor.out
+    assert "FAIL" not in doctor.out
+    assert SECRET not in doctor.out + doctor.err + identity.out + identity.err

@@ -300,3 +300,23 @@ def test_redact_hides_every_special_password(password: str) -> None:
     url = ProxyURL("http", "proxy", 3128, "u", password)
     assert redact(f"got {url.url} ok") == "got http://u:***@proxy:3128 ok"
     assert url.redacted() == "http://u:***@proxy:3128"
+
+
+def test_an_ipv6_host_without_its_closing_bracket_is_refused() -> None:
+    # ::1:3128 is itself a valid address: without the check, the port became part of it.
+    with pytest.raises(ConfigErrors) as info:
+        _resolve(https_proxy="http://alice:pw@[::1:3128")
+    assert str(info.value) == (
+        "HTTPS_PROXY has an IPv6 address without its closing ] (http://alice:***@[::1:3128): "
+        "use http://host:port, e.g. http://proxy.corp.example:3128"
+    )
+    assert info.value.exit_code == ExitCode.CONFIG
+
+
+def test_a_password_without_a_user_name_is_refused_not_dropped() -> None:
+    with pytest.raises(ConfigErrors) as info:
+        _resolve(https_proxy="http://:pw@proxy:3128")
+    text = str(info.value)
+    assert text.startswith("HTTPS_PROXY has a password but no user name (http://:***@proxy:3128)")
+    assert "CORPNET_PROXY_USER" in text
+    assert ":pw@" not in text

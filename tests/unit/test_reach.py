@@ -60,8 +60,10 @@ def failing_resolver(code: int, calls: list[float], time: FakeTime):  # type: ig
     return resolve
 
 
-def run_fake(code: int, *, timeout: float, policy: RetryPolicy | None = None):  # type: ignore[no-untyped-def]
-    time = FakeTime()
+def run_fake(  # type: ignore[no-untyped-def]
+    code: int, *, timeout: float, policy: RetryPolicy | None = None, time: FakeTime | None = None
+):
+    time = time or FakeTime()
     calls: list[float] = []
     report = asyncio.run(
         reach.probe(
@@ -104,6 +106,62 @@ def test_a_name_that_does_not_exist_is_not_retried() -> None:
     (r,) = report.results
     assert (r.status, r.attempts, len(calls), time.now) == ("failed", 1, 1, 1000.0)
     assert report.exit_code == ExitCode.CONFIG
+
+
+@dataclass
+class TickingTime(FakeTime):
+    """A clock that moves on a microsecond per reading, as a real one does between calls."""
+
+    def clock(self) -> float:
+        self.now += 1e-6
+        return self.now
+
+
+def test_the_wait_uses_its_whole_deadline_with_a_last_attempt_at_the_end() -> None:
+    # rand 0.5: attempts at 0, 0.25, 0.75, 1.75, 3.75, 7.75; the next backoff (5 s)
+    # would overshoot, so the last attempt comes at the deadline less min_attempt.
+    report, calls, _ = run_fake(socket.EAI_AGAIN, timeout=10.0, time=TickingTime())
+    assert calls[-1] == pytest.approx(1000.0 + 10.0 - RetryPolicy().min_attempt, abs=1e-3)
+    assert len(calls) == 7
+    (r,) = report.results
+    assert r.status == "timeout"
+    assert report.elapsed == pytest.approx(9.9, abs=1e-3)
+    error = reach.ReachError(report)
+    assert str(error).startswith(
+        "api.corp.test:443 not reachable after 9.9s (7 attempts, deadline 10s): "
+    )
+
+
+def test_a_last_attempt_cut_short_by_the_deadline_keeps_the_failure_before_it() -> None:
+    """The last attempt has min_attempt (0.1 s, real time) left and hangs: the report
+    still says what failed before, not "no answer within 0.1s"."""
+    time = FakeTime()
+    calls: list[float] = []
+
+    async def resolve(host: str, port: int) -> list[object]:
+        calls.append(time.now)
+        if len(calls) == 1:
+            raise socket.gaierror(socket.EAI_AGAIN, "lookup failed")
+        await asyncio.sleep(5)  # silent: only the attempt's budget ends it
+        raise AssertionError("not reached")
+
+    report = asyncio.run(
+        reach.probe(
+            [Target("api.corp.test")],
+            route=lambda h, p: None,
+            ca_pem=None,
+            timeout=0.3,
+            clock=time.clock,
+            sleep=time.sleep,
+            rand=lambda: 0.5,
+            resolver=resolve,
+        )
+    )
+    (r,) = report.results
+    assert len(calls) == 2
+    assert r.status == "timeout"
+    assert r.diagnosis is not None
+    assert r.diagnosis.kind == "dns-temporary"
 
 
 def test_deadline_shorter_than_one_backoff_still_makes_a_last_attempt() -> None:
@@ -273,8 +331,8 @@ def test_exit_code_prefers_configuration_then_identity() -> None:
         "fix client-cert-rejected"
     )
     timed_out = reach.ReachError(Report((late,), 1, 60))
-    assert (
-        str(timed_out) == "d:443 not reachable after 60s (1 attempt): timeout happened: fix timeout"
+    assert str(timed_out) == (
+        "d:443 not reachable after 1.0s (1 attempt, deadline 60s): timeout happened: fix timeout"
     )
 
 

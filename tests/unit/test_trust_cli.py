@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from corpnet.trust import _system
-from support.env import CorpnetCli
+from support.env import CorpnetCli, host_environ
 from support.pki import NOW, der, ders_in, make_cert, pem, private_key_pem, system_bundle
 
 SYSTEM_PEM, SYSTEM = system_bundle()
@@ -152,3 +155,57 @@ def test_help_documents_the_command(corpnet: CorpnetCli) -> None:
     assert result.code == 0
     for word in ("--strict", "--json", "--env", "ca.d", "NODE_EXTRA_CA_CERTS", "65"):
         assert word in result.out
+
+
+def test_an_unsearchable_path_entry_is_no_jvm_not_a_failure() -> None:
+    """/root/.local/bin on PATH in an image whose USER is not root: exit 0, no JVM.
+
+    Needs root (as CI runs) to make a directory `nobody` cannot search, then
+    runs `corpnet trust` as uid 65534 for real: root reads any directory.
+    """
+    assert os.geteuid() == 0, "this test runs as root (the CI does), like a container entrypoint"
+    root = Path(tempfile.mkdtemp(prefix="corpnet-path-"))
+    try:
+        root.chmod(0o755)
+        (root / "private").mkdir(mode=0o700)
+        (root / "private" / "java").write_text("#!/bin/sh\n")
+        (root / "ca.d").mkdir()
+        (root / "ca.d" / "corp.pem").write_bytes(pem(CA1))
+        (root / "system.pem").write_bytes(SYSTEM_PEM)
+        for path in (root / "ca.d", root / "ca.d" / "corp.pem", root / "system.pem"):
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        env = {
+            "PATH": str(root / "private"),  # nothing else: no JVM elsewhere either
+            "CORPNET_CONFIG_DIR": str(root),
+            "CORPNET_RUNTIME_DIR": str(root / "run"),
+            "CORPNET_SYSTEM_BUNDLE": str(root / "system.pem"),
+            "CORPNET_SYSTEM_STORE": "off",
+            "TMPDIR": str(root / "tmp"),
+            "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
+        }
+        (root / "tmp").mkdir(mode=0o1777)
+        (root / "tmp").chmod(0o1777)
+        done = subprocess.run(
+            ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+             sys.executable, "-m", "corpnet", "trust"],
+            env=env, capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert "added 1 corporate CA certificate from 1 file" in done.stderr
+        assert not (root / "tmp" / "corpnet-65534" / "java-truststore.p12").exists()
+    finally:
+        subprocess.run(["rm", "-rf", str(root)], check=False)
+
+
+def test_a_fifo_as_the_system_bundle_is_a_line_not_a_hang(tmp_path: Path) -> None:
+    fifo = tmp_path / "system.pem"
+    os.mkfifo(fifo)
+    done = subprocess.run(
+        [sys.executable, "-m", "corpnet", "trust"],
+        env={**host_environ(), "CORPNET_SYSTEM_BUNDLE": str(fifo),
+             "CORPNET_CONFIG_DIR": str(tmp_path / "etc"),
+             "CORPNET_RUNTIME_DIR": str(tmp_path / "run")},
+        capture_output=True, text=True, timeout=20, check=False,
+    )  # fmt: skip
+    assert done.returncode == 78, done.stderr
+    assert f"the system CA bundle {fifo} is a FIFO" in done.stderr

@@ -9,12 +9,23 @@ import sys
 
 import click
 
+from corpnet.config import MAX_WAIT_TIMEOUT
+
+
+def _seconds(_ctx: click.Context, _param: click.Parameter, value: float | None) -> float | None:
+    """A deadline bounded like CORPNET_WAIT_TIMEOUT (click's FloatRange lets NaN through)."""
+    if value is not None and not 0 <= value <= MAX_WAIT_TIMEOUT:  # NaN fails too
+        raise click.BadParameter(f"{value:g} is not from 0 to {MAX_WAIT_TIMEOUT:g} seconds")
+    return value
+
+
 _TIMEOUT = click.option(
     "--timeout",
-    type=click.FloatRange(min=0),
+    type=float,
+    callback=_seconds,
     default=None,
     metavar="SECONDS",
-    help="Deadline in seconds (default: CORPNET_WAIT_TIMEOUT, 60).",
+    help=f"Deadline in seconds, 0 to {MAX_WAIT_TIMEOUT:g} (default: CORPNET_WAIT_TIMEOUT, 60).",
 )
 _JSON = click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
 

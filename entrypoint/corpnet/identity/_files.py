@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from corpnet import inputs
 from corpnet.config import IdentitySettings
-from corpnet.identity import _keys
 from corpnet.identity._keys import ClientFileError, ClientKeyPermissionError, IdentityConfigError
 
 Source = Literal["pem", "pkcs12"]
@@ -145,6 +145,15 @@ def read(path: Path, *, role: str, variable: str | None) -> MountedFile:
             path=path,
             variable=variable,
         ) from None
+    except OSError as e:
+        if e.errno != errno.ELOOP:
+            raise
+        raise IdentityConfigError(
+            f"{named} is a symlink loop",
+            hint=f"point {variable} at the file itself" if variable else "fix the mount",
+            path=path,
+            variable=variable,
+        ) from None
     if stat.S_ISDIR(st.st_mode):
         raise IdentityConfigError(
             f"{named} is a directory, not a file"
@@ -155,21 +164,22 @@ def read(path: Path, *, role: str, variable: str | None) -> MountedFile:
             path=path,
             variable=variable,
         )
-    if not stat.S_ISREG(st.st_mode):
+    try:
+        # Regular files only, bounded: a FIFO must not block, /dev/zero not fill memory.
+        data, st = inputs.read_regular(path, inputs.CLIENT_INPUT_LIMIT)
+    except inputs.InputFileError as e:
+        if e.too_large:
+            raise ClientFileError(
+                f"{named} {e.what}",
+                hint="check that the right file is mounted",
+                path=path,
+            ) from None
         raise IdentityConfigError(
-            f"{role} {path} is not a regular file",
+            f"{named} {e.what}",
             hint="mount the PEM or PKCS#12 file itself (not a FIFO, socket or device)",
             path=path,
             variable=variable,
-        )
-    if st.st_size > _keys.MAX_SIZE:
-        raise ClientFileError(
-            f"{role} {path} is {st.st_size} bytes, far too large for a certificate or key",
-            hint="check that the right file is mounted",
-            path=path,
-        )
-    try:
-        data = path.read_bytes()
+        ) from None
     except PermissionError:
         raise ClientKeyPermissionError(
             f"{role} {path} is not readable by uid {os.getuid()} "

@@ -31,8 +31,6 @@ from corpnet.errors import ConfigError, DataError, PermissionDeniedError
 # Names of the variables, for messages (not secrets).
 PASSPHRASE_VARIABLES = "CLAUDE_CODE_CLIENT_KEY_PASSPHRASE or CORPNET_CLIENT_KEY_PASSPHRASE_FILE"  # noqa: S105
 P12_PASSWORD_VARIABLES = "CORPNET_CLIENT_P12_PASSWORD or CORPNET_CLIENT_P12_PASSWORD_FILE"  # noqa: S105
-# A certificate chain or key is a few KiB; anything this large was mounted by mistake.
-MAX_SIZE = 1 << 20
 
 _LABEL = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----")
 _PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.DOTALL)

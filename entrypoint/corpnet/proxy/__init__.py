@@ -162,6 +162,14 @@ def parse_proxy_url(value: str, variable: str) -> tuple[ProxyURL, list[str]]:
         # The last '@' ends the userinfo: users type raw '@' in passwords.
         userinfo, rest = rest.rsplit("@", 1)
         user, sep, pw = userinfo.partition(":")
+        if not user and pw:
+            # Basic auth needs an account name: the password would be dropped silently.
+            raise ProxyConfigError(
+                f"{variable} has a password but no user name ({shown})",
+                hint="put the proxy account before the colon (http://user:password@host:port), "
+                "or use CORPNET_PROXY_USER and CORPNET_PROXY_PASSWORD",
+                variable=variable,
+            )
         username = unquote(user)
         password = unquote(pw) if sep else None
     hostport = rest.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
@@ -183,7 +191,9 @@ def _split_hostport(hostport: str, variable: str, shown: str) -> tuple[str, int 
 
     port_text: str | None = None
     if hostport.startswith("["):
-        host, _, after = hostport[1:].partition("]")
+        host, closed, after = hostport[1:].partition("]")
+        if not closed:  # "[::1:3128" is a valid address, ::1:3128, without its port
+            raise bad("an IPv6 address without its closing ]")
         if after:
             if not after.startswith(":"):
                 raise bad("a malformed IPv6 address")

@@ -88,10 +88,10 @@ class ReachError(UnreachableError):
             last = f": {d.message}" if d else ""
             tries = "attempt" if first.attempts == 1 else "attempts"
             message = (
-                f"{first.target} not reachable after {report.timeout:g}s "
-                f"({first.attempts} {tries}){last}{more}"
+                f"{first.target} not reachable after {report.elapsed:.1f}s "
+                f"({first.attempts} {tries}, deadline {report.timeout:g}s){last}{more}"
             )
-            hint = d.fix.removesuffix("; retrying").removesuffix("retrying") if d else ""
+            hint = d.fix.removesuffix("; retrying").removesuffix("retrying").rstrip() if d else ""
             hint = hint or "raise CORPNET_WAIT_TIMEOUT, or check the network path"
         super().__init__(message, hint=hint, host=first.target.host)
         self.exit_code = report.exit_code

@@ -53,12 +53,22 @@ class Diagnosis:
 
 
 class ProbeFailure(Exception):  # noqa: N818 - carries a Diagnosis, never shown raw
-    """One attempt failed; ``endpoint`` is set when the TCP connect itself was refused."""
+    """One attempt failed; ``endpoint`` is set when the TCP connect itself was refused.
 
-    def __init__(self, diagnosis: Diagnosis, *, endpoint: tuple[str, int] | None = None) -> None:
+    ``cut_short``: the attempt timed out on a budget the deadline had shortened.
+    """
+
+    def __init__(
+        self,
+        diagnosis: Diagnosis,
+        *,
+        endpoint: tuple[str, int] | None = None,
+        cut_short: bool = False,
+    ) -> None:
         super().__init__(diagnosis.line())
         self.diagnosis = diagnosis
         self.endpoint = endpoint
+        self.cut_short = cut_short
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from corpnet import files
+from corpnet import files, inputs
 from corpnet.config import Settings
 from corpnet.errors import DataError
 from corpnet.reach._model import ClientIdentity
@@ -33,8 +33,10 @@ def bundle(settings: Settings) -> Bundle:
     """``<runtime>/ca-bundle.pem`` if the entrypoint wrote one, else merged in memory."""
     for runtime in (settings.runtime_dir, files.fallback_runtime_dir()):
         path = runtime / files.BUNDLE
-        with contextlib.suppress(OSError):
-            return Bundle(path.read_bytes(), str(path))
+        # Bounded and regular only, like every input: the runtime directory may be
+        # the agent's, and a FIFO planted there must not hang `corpnet wait`.
+        with contextlib.suppress(OSError, inputs.InputFileError):
+            return Bundle(inputs.read_regular(path, inputs.CA_INPUT_LIMIT).data, str(path))
     return merged_in_memory(settings)
 
 
@@ -68,7 +70,10 @@ def identity(
     if report.source != "pkcs12":
         passphrase = settings.identity.passphrase if report.encrypted else None
         return ClientIdentity(report.cert_path, report.key_path, passphrase)
-    return _from_p12(report.cert_path, settings.identity.p12_password, stack)
+    # A password given for a bundle without one is a warning in the report (as in
+    # `corpnet identity`), not a reason to fail the unpacking.
+    password = settings.identity.p12_password if report.encrypted else None
+    return _from_p12(report.cert_path, password, stack)
 
 
 def _from_p12(path: Path, password: str | None, stack: contextlib.ExitStack) -> ClientIdentity:
@@ -77,10 +82,11 @@ def _from_p12(path: Path, password: str | None, stack: contextlib.ExitStack) -> 
     from cryptography.hazmat.primitives.serialization import pkcs12
 
     try:
+        data = inputs.read_regular(path, inputs.CLIENT_INPUT_LIMIT).data
         key, cert, extra = pkcs12.load_key_and_certificates(
-            path.read_bytes(), password.encode() if password else None
+            data, password.encode() if password else None
         )
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, inputs.InputFileError) as e:
         raise DataError(
             f"cannot read the PKCS#12 bundle {path}",
             hint="`corpnet identity` says what is wrong with it",

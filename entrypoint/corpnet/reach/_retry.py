@@ -27,6 +27,10 @@ Route = Callable[[str, int], Proxy | None]
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 
+# Timer granularity and float noise: a wait shorter than this before the last
+# attempt means that attempt has already run (else a fake or coarse clock loops).
+_SLACK = 0.001
+
 
 @dataclass(frozen=True)
 class RetryPolicy:
@@ -160,25 +164,22 @@ class Prober:
         result = self.results[target]
         watched: list[tuple[str, int] | None] = [None]
 
-        clipped, final = [False], [False]
+        # Decided in wait(), which tenacity calls before stop() after each failure:
+        # both must read one clock reading, or stop() sees the time a moment later
+        # and gives up a whole backoff before the deadline.
+        done = [False]
 
         def wait(state: tenacity.RetryCallState) -> float:
-            backoff = self.policy.backoff(state.attempt_number, self.rand())
             room = self.remaining() - self.policy.min_attempt
-            # Never sleep past the point where one last attempt still fits.
-            clipped[0] = backoff > room
-            return max(0.0, min(backoff, room))
+            if room <= _SLACK:
+                done[0] = True  # no attempt fits any more: the last one ran at the deadline
+                return 0.0
+            # A backoff that would overshoot is cut to a last attempt at the
+            # deadline (less min_attempt) rather than given up a backoff early.
+            return min(self.policy.backoff(state.attempt_number, self.rand()), room)
 
         def stop(state: tenacity.RetryCallState) -> bool:
-            if state.attempt_number >= self.policy.max_attempts:
-                return True
-            if self.remaining() - state.upcoming_sleep < self.policy.min_attempt:
-                return True
-            if clipped[0]:  # a shortened sleep buys one last attempt, not a tight loop
-                if final[0]:
-                    return True
-                final[0] = True
-            return False
+            return done[0] or state.attempt_number >= self.policy.max_attempts
 
         async def sleep(seconds: float) -> None:
             endpoint = watched[0]
@@ -195,7 +196,10 @@ class Prober:
             try:
                 return await self.attempt(target)
             except ProbeFailure as e:
-                result.diagnosis, result.stage = e.diagnosis, e.diagnosis.stage
+                # A last attempt the deadline cut short says less than the failure
+                # before it (a 407 stays a 407, not "no answer within 0.1s").
+                if not (e.cut_short and result.diagnosis is not None):
+                    result.diagnosis, result.stage = e.diagnosis, e.diagnosis.stage
                 result.elapsed = self.clock() - self.start
                 watched[0] = e.endpoint
                 raise
@@ -239,7 +243,10 @@ class Prober:
                     )
             except TimeoutError as e:
                 ctx = Context(target.host, target.port, proxy.redacted() if proxy else None)
-                raise ProbeFailure(timeout_diagnosis(ctx, tracker.stage, budget)) from e
+                raise ProbeFailure(
+                    timeout_diagnosis(ctx, tracker.stage, budget),
+                    cut_short=budget < self.policy.attempt_timeout,
+                ) from e
 
     async def run(self, *, wait_optional: bool, fail_fast: bool) -> Report:
         self.events.started(list(self.results.values()), self.timeout)

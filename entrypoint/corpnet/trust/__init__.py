@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from corpnet import files
+from corpnet import files, inputs
 from corpnet.config import Settings, TrustSettings
 from corpnet.environment import Exports
 from corpnet.errors import ConfigError, PermissionDeniedError
@@ -162,7 +162,15 @@ def _merge_settings(
         candidates=candidates if candidates is not None else _system.DISTRO_BUNDLES,
     )
     try:
-        system_pem = source.path.read_bytes()
+        # Bounded and regular-only like every CA input: CORPNET_SYSTEM_BUNDLE may name anything.
+        system_pem = inputs.read_regular(source.path, inputs.CA_INPUT_LIMIT).data
+    except inputs.InputFileError as e:
+        raise ConfigError(
+            f"the system CA bundle {source.path} {e.what}",
+            hint="set CORPNET_SYSTEM_BUNDLE to a PEM bundle file",
+            path=source.path,
+            variable="CORPNET_SYSTEM_BUNDLE" if trust.system_bundle else None,
+        ) from e
     except OSError as e:
         raise ConfigError(
             f"cannot read the system CA bundle {source.path} ({os.strerror(e.errno or 0)})",
@@ -330,11 +338,21 @@ def jvm_present(env: Mapping[str, str]) -> bool:
     By hand rather than ``shutil.which``: importing shutil costs ~3 ms on
     every container start, with or without a JVM.
     """
+
+    def is_file(path: Path) -> bool:
+        # An entry we may not search (/root/.local/bin in an image whose USER is
+        # not root) holds no java for us; Path.is_file raises PermissionError
+        # there on Python 3.11, which is not a reason to fail the trust stage.
+        try:
+            return path.is_file()
+        except OSError:
+            return False
+
     java_home = env.get("JAVA_HOME")
-    if java_home and (Path(java_home) / "bin" / "java").is_file():
+    if java_home and is_file(Path(java_home) / "bin" / "java"):
         return True
     for directory in env.get("PATH", os.defpath).split(os.pathsep):
         candidate = Path(directory or ".") / "java"
-        if candidate.is_file() and os.access(candidate, os.X_OK):
+        if is_file(candidate) and os.access(candidate, os.X_OK):
             return True
     return False

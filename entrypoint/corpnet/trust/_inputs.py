@@ -3,19 +3,32 @@
 Order: ``<config dir>/ca.d/`` (recursive, symlinks followed, ``..*`` names
 skipped), ``CORPNET_CA_FILES``, ``CORPNET_CA_DIRS``, then ``NODE_EXTRA_CA_CERTS``.
 A file reached twice (named in two places, or through a symlink) is read once.
-Problems are returned with the file, not raised, so that every one of them is
-reported at once.
+Only regular files are read, at most :data:`corpnet.inputs.CA_INPUT_LIMIT`
+bytes each; a FIFO, device or socket, wherever it is found, is an error naming
+the variable (or ``CORPNET_CONFIG_DIR`` for ``ca.d``). Problems are returned
+with the file, not raised, so that every one of them is reported at once.
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
+from corpnet import inputs
 from corpnet.config import TrustSettings
 from corpnet.errors import ConfigError, CorpnetError, DataError, PermissionDeniedError
+
+CA_D = "ca.d"
+# The variable that decides where ca.d is, named when something in it is wrong.
+CA_D_VARIABLE = "CORPNET_CONFIG_DIR"
+
+# One file to read: its path, the source ("ca.d" or a variable), and whether a
+# directory listing found it (rather than the variable naming it).
+_Found = tuple[Path, str, bool]
 
 
 class InputFile(NamedTuple):
@@ -29,31 +42,37 @@ class InputFile(NamedTuple):
 
 def read_inputs(trust: TrustSettings) -> list[InputFile]:
     """Read every CA input in order; a file reached twice is read once."""
-    found: list[tuple[Path, str]] = []
+    found: list[_Found] = []
     errors: list[InputFile] = []
     if trust.ca_dir.is_dir():
-        found += _tree(trust.ca_dir, "ca.d", errors)
+        found += _tree(trust.ca_dir, CA_D, errors)
     elif trust.ca_dir.exists():
-        errors.append(_not_a_dir(trust.ca_dir, "ca.d", "CORPNET_CONFIG_DIR"))
+        errors.append(_not_a_dir(trust.ca_dir, CA_D, CA_D_VARIABLE))
     for path in trust.ca_files:
         found += _named(path, "CORPNET_CA_FILES", errors)
     for path in trust.ca_dirs:
         found += _named(path, "CORPNET_CA_DIRS", errors)
     if trust.node_extra_ca_certs is not None:
         found += _named(trust.node_extra_ca_certs, "NODE_EXTRA_CA_CERTS", errors)
-    inputs: list[InputFile] = list(errors)
+    result: list[InputFile] = list(errors)
     read: set[str] = set()
-    for path, source in found:
+    for path, source, listed in found:
         real = os.path.realpath(path)
         if real in read:
             continue
         read.add(real)
-        inputs.append(_read(path, source))
-    return inputs
+        result.append(_read(path, source, listed=listed))
+    return result
 
 
 def _walk(root: Path, seen: set[str] | None = None) -> Iterator[Path]:
-    """Files under ``root`` sorted by name, following symlinks, skipping ``..*``."""
+    """Entries under ``root`` sorted by name, following symlinks, skipping ``..*``.
+
+    Everything but a directory is yielded, FIFOs and devices included, so that
+    reading refuses them by name (:func:`corpnet.inputs.read_regular`) rather
+    than this walk skipping them unseen. Dangling symlinks are skipped: in a
+    Kubernetes volume they are keys the volume no longer has.
+    """
     seen = seen if seen is not None else {os.path.realpath(root)}
     with os.scandir(root) as it:
         entries = sorted(it, key=lambda e: e.name)
@@ -62,18 +81,26 @@ def _walk(root: Path, seen: set[str] | None = None) -> Iterator[Path]:
         # real files, each key is a symlink into them; reading both triples a CA.
         if entry.name.startswith(".."):
             continue
-        if entry.is_dir():
+        try:
+            is_dir = stat.S_ISDIR(entry.stat().st_mode)
+        except FileNotFoundError:
+            continue  # a dangling symlink
+        except OSError as e:
+            if e.errno != errno.ELOOP:
+                raise
+            is_dir = False  # a symlink loop: read() names it
+        if is_dir:
             real = os.path.realpath(entry.path)
             if real not in seen:  # a symlink loop
                 seen.add(real)
                 yield from _walk(Path(entry.path), seen)
-        elif entry.is_file():
+        else:
             yield Path(entry.path)
 
 
-def _tree(root: Path, source: str, errors: list[InputFile]) -> list[tuple[Path, str]]:
+def _tree(root: Path, source: str, errors: list[InputFile]) -> list[_Found]:
     try:
-        return [(p, source) for p in _walk(root)]
+        return [(p, source, True) for p in _walk(root)]
     except OSError as e:  # a directory we may not list
         error = PermissionDeniedError(
             f"cannot list CA directory {e.filename or root} as uid {os.geteuid()}",
@@ -84,11 +111,11 @@ def _tree(root: Path, source: str, errors: list[InputFile]) -> list[tuple[Path, 
         return []
 
 
-def _named(path: Path, variable: str, errors: list[InputFile]) -> list[tuple[Path, str]]:
+def _named(path: Path, variable: str, errors: list[InputFile]) -> list[_Found]:
     if path.is_dir():
         return _tree(path, variable, errors)
-    if path.exists():
-        return [(path, variable)]
+    if path.exists() or _is_loop(path):
+        return [(path, variable, False)]  # read() refuses what is not a regular file
     error = ConfigError(
         f"{variable} names {path}, which does not exist",
         hint="mount the CA file there, or fix or unset the variable",
@@ -97,6 +124,14 @@ def _named(path: Path, variable: str, errors: list[InputFile]) -> list[tuple[Pat
     )
     errors.append(InputFile(path, variable, error=error))
     return []
+
+
+def _is_loop(path: Path) -> bool:
+    try:
+        path.stat()
+    except OSError as e:
+        return e.errno == errno.ELOOP
+    return False
 
 
 def _not_a_dir(path: Path, source: str, variable: str) -> InputFile:
@@ -109,11 +144,13 @@ def _not_a_dir(path: Path, source: str, variable: str) -> InputFile:
     return InputFile(path, source, error=error)
 
 
-def _read(path: Path, source: str) -> InputFile:
+def _read(path: Path, source: str, *, listed: bool) -> InputFile:
     try:
-        return InputFile(path, source, data=path.read_bytes())
+        return InputFile(path, source, data=inputs.read_regular(path, inputs.CA_INPUT_LIMIT).data)
+    except inputs.InputFileError as e:
+        error: CorpnetError = _refused(e, source, listed=listed)
     except PermissionError:
-        error: CorpnetError = PermissionDeniedError(
+        error = PermissionDeniedError(
             f"cannot read CA file {path} as uid {os.geteuid()}",
             hint="make it world-readable (mode 0644) or group-readable with fsGroup",
             path=path,
@@ -125,3 +162,18 @@ def _read(path: Path, source: str) -> InputFile:
             path=path,
         )
     return InputFile(path, source, error=error)
+
+
+def _refused(e: inputs.InputFileError, source: str, *, listed: bool) -> CorpnetError:
+    """A CA input that is not a regular file (78), or far too large (65)."""
+    variable = CA_D_VARIABLE if source == CA_D else source
+    if listed:
+        where = f"the ca.d directory ({variable})" if source == CA_D else variable
+        message = f"{e.path}, found through {where}, {e.what}"
+        hint = "remove it: only CA files (PEM or DER) belong in a CA directory"
+    else:
+        message = f"{variable} names {e.path}, which {e.what}"
+        hint = f"point {variable} at a CA file (PEM or DER)"
+    if e.too_large:
+        return DataError(message, hint="check that the right file is mounted", path=e.path)
+    return ConfigError(message, hint=hint, path=e.path, variable=variable)
