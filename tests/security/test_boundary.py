@@ -245,3 +245,17 @@ def test_concurrent_trust_runs_leave_a_complete_hashed_directory(box: Path) -> N
     assert len([p for p in certs.iterdir() if not p.name.startswith(".")]) == expected
     leftovers = [p.name for p in (box / "run").iterdir() if p.name.count(".") > 1]
     assert leftovers == []
+
+
+def test_what_killed_runs_left_is_removed_on_the_next_start(box: Path) -> None:
+    run = box / "run"
+    (run / ".certs-0123456789abcdef.99999").mkdir(parents=True)  # a staging directory
+    (run / ".certs-0123456789abcdef.99999" / "aaaa.0").write_text("half")
+    (run / ".env.sh.99999.tmp").write_text("half")
+    (run / ".certs-link.99999").symlink_to(".certs-0123456789abcdef.99999")
+    (run / "unrelated-file").write_text("kept")
+    done = start(box)
+    assert done.returncode == 0, done.stderr
+    names = sorted(p.name for p in run.iterdir())
+    assert not [n for n in names if n.endswith((".99999", ".99999.tmp"))], names
+    assert "unrelated-file" in names
