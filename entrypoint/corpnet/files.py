@@ -27,6 +27,8 @@ ENV_FILE = "env.sh"  # the persisted environment, sourced by shells
 CLIENT_DIR = "client"  # client certificate and key copies, 0700
 CLIENT_CERT = "tls.crt"
 CLIENT_KEY = "tls.key"
+EGRESS_LOG = "egress.log"  # the gateway's audit log, one JSON object per connection
+GATEWAY_DIR = "gateway"  # the gateway user's private copies of its secrets (0700)
 # pip (PIP_CLIENT_CERT) and uv (SSL_CLIENT_CERT) want ONE file holding the
 # certificate and an unencrypted key, and cannot take a passphrase.
 CLIENT_COMBINED = "tls-combined.pem"
@@ -194,7 +196,10 @@ def secure_root_dir(path: Path, *, variable: str = "CORPNET_RUNTIME_DIR") -> Pat
 # What corpnet creates in the runtime directory, and what killed runs leave:
 # write_atomic's ".NAME.PID.tmp", the hashed directory's ".certs-DIGEST.PID"
 # staging directories and ".certs-link.PID" swap links (trust/_certdir.py).
-_OURS = frozenset({BUNDLE, CERT_DIR, JAVA_TRUSTSTORE, ENV_FILE, CLIENT_DIR, ".lock"})
+_OURS = frozenset(
+    {BUNDLE, CERT_DIR, JAVA_TRUSTSTORE, ENV_FILE, CLIENT_DIR, ".lock", EGRESS_LOG,
+     EGRESS_LOG + ".1", GATEWAY_DIR}
+)  # fmt: skip
 _LEFTOVER_RE = re.compile(r"^\.(?:.+\.[0-9]+\.tmp|certs-[0-9a-f]+\.[0-9]+|certs-link\.[0-9]+)$")
 
 

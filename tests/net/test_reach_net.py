@@ -234,8 +234,8 @@ def test_through_tunnel_proxy_with_auth(ca, leaf, serve) -> None:  # type: ignor
             ("Negotiate", "NTLM"),
             "alice",
             "proxy-auth-unsupported",
-            "offers only Negotiate, NTLM authentication: corpnet, like Claude Code, speaks "
-            "Basic proxy authentication only: run a local gateway such as cntlm",
+            "offers only Negotiate, NTLM authentication: set CORPNET_GATEWAY=on with "
+            "CORPNET_PROXY_USER and CORPNET_PROXY_PASSWORD_FILE",
         ),
         (403, (), None, "proxy-denied", "ask the proxy's administrators to allowlist"),
     ],

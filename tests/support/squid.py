@@ -15,6 +15,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 HELPERS = Path("/usr/lib/squid")  # Debian's squid package puts its auth helpers here
@@ -52,9 +53,27 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@dataclass
+class Squid:
+    """A running Squid: its port and its logs."""
+
+    port: int
+    work: Path
+
+    def access_log(self) -> str:
+        return (self.work / "access.log").read_text(errors="replace")
+
+
 @contextlib.contextmanager
 def squid(*, auth: str, user: str = "alice", password: str = "s3cret") -> Iterator[int]:  # noqa: S107
     """Run Squid with ``auth`` ``"basic"`` or ``"ntlm"``; yield its port."""
+    with squid_logs(auth=auth, user=user, password=password) as running:
+        yield running.port
+
+
+@contextlib.contextmanager
+def squid_logs(*, auth: str, user: str = "alice", password: str = "s3cret") -> Iterator[Squid]:  # noqa: S107
+    """Run Squid with ``auth`` ``"basic"`` or ``"ntlm"``; yield it with its access log."""
     binary = shutil.which("squid") or "/usr/sbin/squid"
     assert Path(binary).exists(), "squid is not installed (scripts/test installs it)"
     work = Path(tempfile.mkdtemp(prefix="corpnet-squid-"))
@@ -83,7 +102,7 @@ def squid(*, auth: str, user: str = "alice", password: str = "s3cret") -> Iterat
                 break
             assert time.monotonic() < deadline, "squid did not listen within 20 s"
             time.sleep(0.05)
-        yield port
+        yield Squid(port, work)
     finally:
         # Squid's graceful shutdown takes seconds; its helpers exit on stdin EOF.
         proc.kill()

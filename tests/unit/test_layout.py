@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 PKG = Path(__file__).resolve().parents[2] / "entrypoint" / "corpnet"
-STAGES = ("trust", "identity", "proxy", "reach", "run", "build")
+STAGES = ("trust", "identity", "proxy", "reach", "run", "build", "gateway")
 
 
 def _module_name(path: Path) -> str:

@@ -211,8 +211,8 @@ def test_proxy_status(  # noqa: PLR0917
 
 def test_negotiate_only_names_the_way_out() -> None:
     d = diag.proxy_status(CTX, 407, "Proxy Authentication Required", ["Negotiate"])
-    assert "speaks Basic proxy authentication only" in d.fix
-    assert "cntlm" in d.fix
+    assert "logs in with NTLM or Kerberos" in d.fix
+    assert "CORPNET_GATEWAY=on" in d.fix
 
 
 def test_squid_dns_failure_says_it_is_the_proxy_that_cannot_resolve() -> None:

@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "run": "corpnet.cli.run:run",
     "init": "corpnet.cli.run:init",
     "build": "corpnet.cli.build:build",
+    "gateway": "corpnet.cli.gateway:gateway",
 }
 
 

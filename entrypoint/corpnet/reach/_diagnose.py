@@ -239,6 +239,8 @@ def proxy_status(  # noqa: PLR0911 - one return per diagnosis reads best
     squid_error: str | None = None,
 ) -> Diagnosis:
     """The proxy answered CONNECT with a non-2xx ``status``."""
+    if reason.startswith("corpnet: "):
+        return _gateway_verdict(ctx, status, reason)
     answered = f"the proxy {ctx.proxy} answered CONNECT {ctx.target} with {status} {reason}".strip()
     if status == 407:
         schemes = auth_schemes(challenges)
@@ -247,8 +249,8 @@ def proxy_status(  # noqa: PLR0911 - one return per diagnosis reads best
                 "proxy-auth-unsupported",
                 Stage.PROXY_CONNECT,
                 f"{answered}; it offers only {', '.join(schemes)} authentication",
-                "corpnet, like Claude Code, speaks Basic proxy authentication only: run a local "
-                "gateway such as cntlm (or an LLM gateway) and point HTTPS_PROXY at it",
+                "set CORPNET_GATEWAY=on with CORPNET_PROXY_USER and CORPNET_PROXY_PASSWORD_FILE "
+                "(or CORPNET_KRB5_KEYTAB): corpnet's gateway logs in with NTLM or Kerberos",
                 retryable=False,
                 exit_code=_CONFIG,
             )
@@ -306,6 +308,29 @@ def proxy_status(  # noqa: PLR0911 - one return per diagnosis reads best
         f"{answered}: the proxy refused to open a tunnel",
         "check that HTTPS_PROXY points at a forward proxy that supports CONNECT",
         retryable=False,
+    )
+
+
+def _gateway_verdict(ctx: Context, status: int, reason: str) -> Diagnosis:
+    """corpnet's gateway refused (403: the egress policy) or could not go on (502).
+
+    Its line is ``corpnet: <what>: <what to do>``; a refused login or a policy
+    does not heal by waiting, a route that cannot be reached may.
+    """
+    what, _, fix = reason.removeprefix("corpnet: ").rpartition(": ")
+    what, fix = (what, fix) if what else (fix, "check the gateway's settings")
+    if status == 403:
+        return Diagnosis(
+            "gateway-denied", Stage.PROXY_CONNECT, what, fix, retryable=False, exit_code=_CONFIG
+        )
+    heals = "cannot reach" in what or "no answer" in what
+    return Diagnosis(
+        "gateway-upstream" if heals else "gateway-login",
+        Stage.PROXY_CONNECT,
+        f"the gateway could not open {ctx.target}: {what}",
+        fix,
+        retryable=heals,
+        exit_code=_UNAVAILABLE if heals else _CONFIG,
     )
 
 

@@ -21,10 +21,12 @@ from typing import TYPE_CHECKING
 from corpnet import config, environment, files
 from corpnet import log as logmod
 from corpnet.errors import CorpnetError, ExitCode, UsageError
+from corpnet.run import _gateway
 from corpnet.run._hooks import run_hooks
 from corpnet.run._privileges import Account, drop_privileges, resolve_account
 
 if TYPE_CHECKING:
+    from corpnet.gateway import GatewaySettings
     from corpnet.identity import IdentityResult
     from corpnet.proxy import ProxyConfig
     from corpnet.reach import Report
@@ -42,8 +44,9 @@ class Prepared:
     secret_names: frozenset[str]
     trust: TrustResult
     identity: IdentityResult | None
-    proxy: ProxyConfig
+    proxy: ProxyConfig  # the route the agent takes (the gateway, when it is on)
     account: Account | None  # the user to drop to; None: stay who we are
+    gateway: GatewaySettings | None = None  # on: the gateway holds the upstream route
 
 
 def prepare(
@@ -64,9 +67,19 @@ def prepare(
 
     # Pure checks first, so that a wrong variable changes nothing on disk.
     account = resolve_account(settings.run.user, euid=euid)
-    proxy_config = proxy.for_settings(settings)
-    for secret in _proxy_secrets(proxy_config):
+    upstream = proxy.for_settings(settings)
+    for secret in _proxy_secrets(upstream):
         log.add_secret(secret)
+    gw = _gateway.wanted(environ, settings, upstream)
+    if gw is not None:
+        from corpnet.gateway import agent_proxy
+
+        # The agent gets the gateway and no credential; the gateway keeps the upstream.
+        proxy_config = agent_proxy(gw)
+        for note in upstream.notes:
+            log.info(note)
+    else:
+        proxy_config = upstream
 
     runtime_dir = files.choose_runtime_dir(settings.runtime_dir, euid=euid)
     if runtime_dir != settings.runtime_dir:
@@ -100,6 +113,7 @@ def prepare(
         identity=identity_result,
         proxy=proxy_config,
         account=account,
+        gateway=gw,
     )
 
 
@@ -166,18 +180,36 @@ def _proxy_secrets(proxy_config: ProxyConfig) -> list[str]:
 
 def start(environ: Mapping[str, str], *, now: datetime | None = None) -> dict[str, str]:
     """``corpnet init``: prepare, run hooks, wait; return the agent's full environment."""
-    return _start(environ, now=now)[1]
+    return _start(environ, now=now, detached=True)[1]
 
 
-def _start(environ: Mapping[str, str], *, now: datetime | None) -> tuple[Prepared, dict[str, str]]:
+def _start(
+    environ: Mapping[str, str], *, now: datetime | None, detached: bool = False
+) -> tuple[Prepared, dict[str, str]]:
     prepared = prepare(environ, now=now)
     # The agent already has env.sh's values: the shell hooks (BASH_ENV, profile.d)
     # must not source it again into the agent's own `bash -c` children.
     env_sh = str(prepared.runtime_dir / files.ENV_FILE)
     agent_env = {**environ, **prepared.env, "CORPNET_ENV_SOURCED": env_sh}
+    if prepared.gateway is not None:
+        _gateway.start(environ, prepared.runtime_dir, euid=os.geteuid(), log_to_stderr=not detached)
+        agent_env = without_credentials(agent_env, prepared)
     agent_env = run_hooks(prepared.settings.run.hooks_dir, agent_env)
     wait_stage(prepared)
     return prepared, agent_env
+
+
+def without_credentials(env: Mapping[str, str], prepared: Prepared) -> dict[str, str]:
+    """The agent's environment with every upstream credential removed (the gateway has them)."""
+    secrets = [s for s in prepared.settings.secrets() if s not in _client_secrets(prepared)]
+    dropped = {"CORPNET_PROXY_PASSWORD", "ALL_PROXY", "all_proxy"}
+    return {k: v for k, v in env.items() if k not in dropped and not any(s in v for s in secrets)}
+
+
+def _client_secrets(prepared: Prepared) -> set[str]:
+    """The client key's passphrases: the agent's own tools still use the key."""
+    ident = prepared.settings.identity
+    return {s for s in (ident.passphrase, ident.p12_password) if s}
 
 
 def wait_stage(prepared: Prepared) -> Report | None:
