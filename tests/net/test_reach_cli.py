@@ -308,9 +308,7 @@ def test_wait_through_ntlm_only_squid(corpnet: CorpnetCli, base_env) -> None:  #
         result = corpnet("wait", env=env)
     assert result.code == 78, result.err
     assert "corpnet: error: api.corp.test:443: the proxy http://alice:***@127.0.0.1:" in result.err
-    assert "it offers only NTLM authentication: set CORPNET_GATEWAY=on" in (
-        result.err
-    )
+    assert "it offers only NTLM authentication: set CORPNET_GATEWAY=on" in result.err
     assert "CORPNET_GATEWAY=on" in result.err
 
 
