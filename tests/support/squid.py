@@ -9,6 +9,7 @@ offers ``Proxy-Authenticate: NTLM`` and nothing else.
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import socket
 import subprocess
@@ -33,6 +34,8 @@ shutdown_lifetime 0 seconds
 _BASIC = """\
 auth_param basic program {helpers}/basic_ncsa_auth {dir}/passwd
 auth_param basic realm corp
+# Re-check credentials every second, so a changed password is refused at once.
+auth_param basic credentialsttl 1 second
 acl blocked dstdomain {blocked}
 acl authed proxy_auth REQUIRED
 http_access deny blocked
@@ -62,6 +65,19 @@ class Squid:
 
     def access_log(self) -> str:
         return (self.work / "access.log").read_text(errors="replace")
+
+    def set_password(self, user: str, password: str) -> None:
+        """Change a Basic user's password; basic_ncsa_auth reloads its file when it changes."""
+        hashed = subprocess.run(
+            ["openssl", "passwd", "-apr1", password], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        tmp = self.work / "passwd.new"
+        tmp.write_text(f"{user}:{hashed}\n")
+        tmp.chmod(0o644)
+        # The helper compares mtimes in whole seconds: make the change visible at once.
+        later = (self.work / "passwd").stat().st_mtime + 10
+        os.utime(tmp, (later, later))
+        tmp.replace(self.work / "passwd")
 
 
 @contextlib.contextmanager

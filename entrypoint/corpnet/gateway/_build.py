@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -10,7 +11,7 @@ from corpnet import files
 from corpnet.config import HostPort, Settings
 from corpnet.gateway._config import GatewaySettings
 from corpnet.gateway._policy import AllowEntry, Decision, Route, decide, normalise_host
-from corpnet.proxy import ProxyConfig
+from corpnet.proxy import ProxyConfig, ProxyURL
 
 if TYPE_CHECKING:
     from corpnet.gateway._server import Gateway
@@ -42,8 +43,8 @@ def build(
     allow = allow_entries(settings, gateway)
     # The user's NO_PROXY, applied here for every client (the agent's is loopback only).
     no_proxy = proxy.no_proxy
-    https = tuple(Route("proxy", p) for p in (proxy.https or proxy.all,) if p is not None)
-    http = tuple(Route("proxy", p) for p in (proxy.http or proxy.all,) if p is not None)
+    https = tuple(_route(p, settings) for p in (proxy.https or proxy.all,) if p is not None)
+    http = tuple(_route(p, settings) for p in (proxy.http or proxy.all,) if p is not None)
     pac = None
     if gateway.pac_url:
         from corpnet.gateway._pac import Pac
@@ -77,3 +78,16 @@ def build(
     gw = Gateway(decider, Upstream(creds), audit)
     gw.pac = pac
     return gw
+
+
+def _route(url: ProxyURL, settings: Settings) -> Route:
+    """A route to an upstream proxy, its login left to :class:`Credentials`.
+
+    corpnet.proxy puts CORPNET_PROXY_USER/PASSWORD into the URL for clients;
+    the gateway takes them from the credentials instead, whose password is read
+    again when its file changes (a rotated secret). Credentials the user wrote
+    into the URL itself stay there.
+    """
+    if settings.proxy.user is not None and url.username == settings.proxy.user:
+        return Route("proxy", replace(url, username=None, password=None))
+    return Route("proxy", url)

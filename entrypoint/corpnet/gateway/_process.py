@@ -197,6 +197,12 @@ class Supervisor:
             from corpnet.gateway._serve import serve
 
             code = serve(env, fds=fds, ready_fd=ready_fd)
+        except BaseException as e:  # noqa: BLE001 - a forked child must never return
+            line = f"internal error in the gateway ({e.__class__.__name__}: {e})"
+            _say(f"error: {line}")
+            if ready_fd is not None:
+                with contextlib.suppress(OSError):
+                    os.write(ready_fd, f"error 70 {line}\n".encode())
         finally:
             os._exit(code)
 
@@ -228,11 +234,12 @@ class Supervisor:
             if len(self._deaths) >= RESTARTS:
                 _say(
                     f"error: the gateway exited {RESTARTS} times within {RESTART_WINDOW:.0f}s "
-                    f"(last exit code {code}): stopping the container, which would have no egress"
+                    f"(last exit code {code}): stopping the agent, which would have no egress"
                 )
-                _stop_container()
+                self._stop_agent()
                 return 69
-            _say(f"warning: the gateway exited (code {code}); restarting it")
+            how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
+            _say(f"warning: the gateway {how}; restarting it")
             worker = self._spawn(self._copies(), None)
         with contextlib.suppress(ProcessLookupError):
             os.kill(worker, signal.SIGTERM)
@@ -242,6 +249,17 @@ class Supervisor:
                 time.sleep(0.05)
         return 0
 
+    def _stop_agent(self) -> None:
+        """SIGTERM to the agent (the container's main process: the container stops).
+
+        Through its pidfd, so a reused pid is never signalled; never PID 1 itself,
+        which on a host is the init of the machine. Without an agent to follow
+        (``corpnet init``) the line above is all that can be done.
+        """
+        if self._watch_fd is not None:
+            with contextlib.suppress(OSError):
+                signal.pidfd_send_signal(self._watch_fd, signal.SIGTERM)
+
     def _on_signal(self, signum: int, frame: object) -> None:
         del signum, frame
         self._stop = True
@@ -250,12 +268,6 @@ class Supervisor:
 def _say(line: str) -> None:
     with contextlib.suppress(OSError):
         os.write(2, f"corpnet: {line}\n".encode())
-
-
-def _stop_container() -> None:
-    """SIGTERM to PID 1 (tini, which forwards it to the agent): the container stops."""
-    with contextlib.suppress(OSError):
-        os.kill(1, signal.SIGTERM)
 
 
 def detach() -> None:
