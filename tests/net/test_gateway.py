@@ -9,9 +9,12 @@ access log proves which login reached it.
 from __future__ import annotations
 
 import http.server
+import json
 import os
 import subprocess
+import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import quote
@@ -209,3 +212,54 @@ def test_secrets_never_in_the_environment_of_a_client(tmp_path: Path) -> None:
     with running_gateway(env, tmp_path) as gw:
         assert "@" not in gw.url
     assert PASSWORD not in os.environ.get("HTTPS_PROXY", "")
+
+
+def _wait_json(
+    gw: RunningGateway, origin: Server, cacert: Path, tmp_path: Path, *args: str
+) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in host_environ().items() if "proxy" not in k.lower()}
+    env.update(
+        HTTPS_PROXY=gw.url,
+        CORPNET_ALLOWLIST=f"{ORIGIN}:{origin.port}",
+        CORPNET_CA_FILES=str(cacert),
+        CORPNET_RUNTIME_DIR=str(tmp_path / "probe-run"),
+        CORPNET_CONFIG_DIR=str(tmp_path / "probe-etc"),
+        CORPNET_SYSTEM_STORE="off",
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "corpnet", *args],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+def test_wait_and_doctor_report_where_the_gateway_sent_the_tunnel(
+    tmp_path: Path, origin: Server, cacert: Path
+) -> None:
+    with squid_logs(auth="basic", password=PASSWORD) as sq:
+        env = base_env(
+            HTTPS_PROXY=f"http://127.0.0.1:{sq.port}",
+            CORPNET_PROXY_USER="alice",
+            CORPNET_PROXY_PASSWORD=PASSWORD,
+            CORPNET_GATEWAY="on",
+        )
+        with running_gateway(env, tmp_path) as gw:
+            waited = _wait_json(gw, origin, cacert, tmp_path, "wait", "--json", "--timeout", "10")
+            doctor = _wait_json(gw, origin, cacert, tmp_path, "doctor", "--timeout", "10")
+    assert waited.returncode == 0, waited.stderr
+    route = json.loads(waited.stdout)["hosts"][0]["route"]
+    assert route == f"{gw.url} -> PROXY 127.0.0.1:{sq.port} (Basic login)"
+    assert f"-> PROXY 127.0.0.1:{sq.port} (Basic login)" in doctor.stdout + doctor.stderr
+
+
+def test_a_gateway_refusal_stops_the_wait_at_once_with_its_line(
+    tmp_path: Path, origin: Server, cacert: Path
+) -> None:
+    env = base_env(CORPNET_EGRESS="allowlist", CORPNET_ALLOWLIST="only.example.invalid")
+    with running_gateway(env, tmp_path) as gw:
+        started = time.monotonic()
+        waited = _wait_json(gw, origin, cacert, tmp_path, "wait", "--timeout", "30")
+        took = time.monotonic() - started
+    assert waited.returncode == 78, waited.stderr
+    assert f"{ORIGIN}:{origin.port} is not allowed by the egress policy" in waited.stderr
+    assert "add it to CORPNET_EGRESS_ALLOW" in waited.stderr
+    assert took < 10  # not retried until the deadline

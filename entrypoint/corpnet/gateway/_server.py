@@ -133,7 +133,11 @@ class Gateway:
             self._audit.write(record, monotonic_now=time.monotonic())
             return
         record.route, record.auth, record.status = opened.route.describe(), opened.scheme, 200
-        writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        # Where the tunnel went: clients ignore these; corpnet's wait and doctor report them.
+        extra = f"X-Corpnet-Route: {opened.route.describe()}\r\n"
+        if opened.scheme:
+            extra += f"X-Corpnet-Auth: {opened.scheme}\r\n"
+        writer.write(f"HTTP/1.1 200 Connection established\r\n{extra}\r\n".encode())
         try:
             record.up, record.down = await splice(reader, writer, opened)
         finally:

@@ -49,6 +49,7 @@ class Tracker:
     stage: Stage = Stage.DNS
     of_proxy: bool = False
     budget: float = 10.0  # the attempt's timeout: side checks take a share of it
+    via: str | None = None  # corpnet's gateway said where it sent the tunnel
 
 
 def _insecure_context() -> ssl.SSLContext:
@@ -208,7 +209,7 @@ async def _tunnel(
             await _proxy_handshake(ctx, proxy, plan, writer, addresses, tracker.budget / 2)
         tracker.stage = Stage.PROXY_CONNECT
         try:
-            await _connect_request(ctx, proxy, reader, writer)
+            tracker.via = await _connect_request(ctx, proxy, reader, writer)
         except ProbeFailure as e:
             # Closed without a word: a TLS-only proxy drops a plaintext CONNECT.
             silent = e.diagnosis.kind == "connection-reset" and proxy.scheme == "http"
@@ -285,7 +286,8 @@ async def _answers_tls(addresses: list[Address], plan: Plan) -> bool:
 
 async def _connect_request(
     ctx: Context, proxy: Proxy, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-) -> None:
+) -> str | None:
+    """Open the tunnel; return the route corpnet's gateway took, when it says (else None)."""
     lines = [f"CONNECT {ctx.target} HTTP/1.1", f"Host: {ctx.target}", "User-Agent: corpnet"]
     authorization = proxy.authorization()
     if authorization:
@@ -315,6 +317,11 @@ async def _connect_request(
                 squid_error=next((v for k, v in headers if k == "x-squid-error"), None),
             )
         )
+    route = next((v for k, v in headers if k == "x-corpnet-route"), None)
+    login = next((v for k, v in headers if k == "x-corpnet-auth"), None)
+    if route is None:
+        return None
+    return f"{route} ({login} login)" if login else route
 
 
 def _parse_head(head: bytes) -> tuple[int | None, str, list[tuple[str, str]]]:

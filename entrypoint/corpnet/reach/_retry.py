@@ -230,7 +230,7 @@ class Prober:
             proxy = self.routes[target]
             try:
                 async with asyncio.timeout(budget):
-                    return await probe_mod.attempt(
+                    stage = await probe_mod.attempt(
                         target.host,
                         target.port,
                         proxy,
@@ -247,6 +247,10 @@ class Prober:
                     timeout_diagnosis(ctx, tracker.stage, budget),
                     cut_short=budget < self.policy.attempt_timeout,
                 ) from e
+            if tracker.via is not None:  # through corpnet's gateway: where it went on
+                result = self.results[target]
+                result.route = f"{result.route.split(' -> ')[0]} -> {tracker.via}"
+            return stage
 
     async def run(self, *, wait_optional: bool, fail_fast: bool) -> Report:
         self.events.started(list(self.results.values()), self.timeout)
