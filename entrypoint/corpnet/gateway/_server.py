@@ -114,7 +114,9 @@ class Gateway:
             writer.write(simple_response(400, "Bad Request", f"corpnet: {e}"))
             return
         decision = await self._decide(host, port, "https", client)
-        record = Record(client, "CONNECT", host, port, "allow", decision.reason, started=started)
+        name = normalise_host(host)  # the name the decision was about
+        record = Record(client, "CONNECT", name, port, "allow", decision.reason, started=started)
+        record.route = " | ".join(r.describe() for r in decision.routes)
         if not decision.allowed:
             record.decision, record.status = "deny", 403
             writer.write(simple_response(403, "Forbidden", decision.reason))
@@ -126,7 +128,7 @@ class Gateway:
             self._audit.write(record, monotonic_now=time.monotonic())
             return
         try:
-            opened = await self._upstream.open_route(decision.routes, normalise_host(host), port)
+            opened = await self._upstream.open_route(decision.routes, name, port)
         except RouteError as e:
             record.status, record.error = e.status, e.line
             writer.write(simple_response(e.status, "Bad Gateway", e.line))
@@ -172,7 +174,16 @@ class Gateway:
             return False
         body = await _read_body(reader, length)
         decision = await self._decide(host, port, "http", client)
-        record = Record(client, head.first, host, port, "allow", decision.reason, started=started)
+        record = Record(
+            client,
+            head.first,
+            normalise_host(host),
+            port,
+            "allow",
+            decision.reason,
+            started=started,
+        )
+        record.route = " | ".join(r.describe() for r in decision.routes)
         if not decision.allowed:
             record.decision, record.status = "deny", 403
             writer.write(simple_response(403, "Forbidden", decision.reason, close=False))
