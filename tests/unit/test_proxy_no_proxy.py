@@ -84,7 +84,9 @@ def test_ipv6_ranges_are_dropped_with_a_warning() -> None:
 def test_ipv6_addresses_come_with_a_warning_about_undici_and_urllib() -> None:
     (warning,) = normalise_no_proxy("fd00::1").warnings
     assert "IPv6 addresses fd00::1 are not matched by Node fetch (undici" in warning
-    assert not normalise_no_proxy("::1").warnings
+    # ::1 written by the user splits the clients too (issue 12): warned about.
+    (loopback,) = normalise_no_proxy("::1").warnings
+    assert "IPv6 addresses ::1 are not matched" in loopback
 
 
 def test_ports_are_dropped_with_a_warning() -> None:
@@ -238,3 +240,17 @@ def test_warns_when_an_allowlisted_host_would_bypass_the_proxy(
 def test_no_allowlist_warning_without_a_proxy() -> None:
     c = resolve(ProxySettings(no_proxy="anthropic.com"), allowlist=ALLOWLIST)
     assert not c.warnings
+
+
+def test_an_idn_entry_is_listed_in_both_forms_with_a_warning() -> None:
+    result = normalise_no_proxy("bücher.example")
+    assert {"bücher.example", ".bücher.example", "xn--bcher-kva.example"} <= set(result.entries)
+    assert any("internationalised name" in w for w in result.warnings)
+
+
+def test_a_zone_id_and_a_user_listed_ipv6_loopback_are_warned_about() -> None:
+    result = normalise_no_proxy("fe80::1%eth0,::1")
+    assert any("zone id" in w and "fe80::1%eth0" in w for w in result.warnings)
+    assert any("IPv6 addresses" in w and "::1" in w for w in result.warnings)
+    # ::1 added by corpnet alone is not warned about: nobody asked for it.
+    assert not normalise_no_proxy("corp.example").warnings

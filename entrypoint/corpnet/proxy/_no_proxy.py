@@ -83,25 +83,42 @@ def normalise_no_proxy(raw: str | None, *, kubernetes_host: str | None = None) -
             )
             continue
         forms = [value, f".{value}"] if kind == "domain" else [value]
+        if kind == "domain" and not value.isascii():
+            # Node and requests compare the punycode form, curl and urllib what the URL
+            # says: list both, so a name reads alike either way.
+            puny = value.encode("idna").decode("ascii")
+            forms += [puny, f".{puny}"]
+            warnings.append(
+                f"NO_PROXY entry {token!r} is an internationalised name: exported as "
+                f"{value} and {puny} too, since clients compare one form or the other"
+            )
+        if kind == "ip" and "%" in value:
+            warnings.append(
+                f"NO_PROXY entry {token!r} has an IPv6 zone id, which only curl reads: the "
+                "other clients send that address through the proxy; list it without %zone"
+            )
         entries.extend(f for f in forms if f not in entries)
     if ported:
         warnings.append(
             f"NO_PROXY entries {', '.join(ported)} have a port, which curl never matches: "
             "the port is dropped, so every port of those hosts goes direct"
         )
-    warnings.extend(_client_gaps(entries))
+    warnings.extend(_client_gaps(entries, user=[_classify(x)[1] for x in tokens]))
     # httpx turns an IPv6 range into the pattern all://[fd00::/64], which it cannot
     # parse: every request fails (InvalidURL). No other client here matches one.
     entries = [e for e in entries if not ("/" in e and ":" in e)]
     return NoProxy(tuple(entries), warnings)
 
 
-def _client_gaps(entries: list[str]) -> list[str]:
+def _client_gaps(entries: list[str], *, user: Sequence[str] = ()) -> list[str]:
     """Warnings for entries some clients cannot follow (see the module docstring)."""
     warnings = []
     v6_ranges = [e for e in entries if "/" in e and ":" in e]
     v4_ranges = [e for e in entries if "/" in e and ":" not in e]
+    # ::1 is always added and matches nothing for Node fetch or urllib, but only a
+    # user who wrote it expects it to: then it is named with the others.
     v6_addresses = [e for e in entries if ":" in e and "/" not in e and e not in ALWAYS_DIRECT]
+    v6_addresses += [e for e in user if e == "::1"]
     if v6_ranges:
         warnings.append(
             f"NO_PROXY IPv6 ranges {', '.join(v6_ranges)} are dropped: httpx fails every "
@@ -138,6 +155,12 @@ def _classify(token: str) -> tuple[str, str, bool]:
     except ValueError:
         pass
     domain = host.removeprefix("*.").lstrip(".").rstrip(".")
+    if not domain.isascii():
+        try:
+            puny = domain.encode("idna").decode("ascii")
+        except UnicodeError:
+            return "bad", domain, had_port
+        return ("domain" if HOST_RE.match(puny) else "bad"), domain, had_port
     return ("domain" if HOST_RE.match(domain) else "bad"), domain, had_port
 
 
