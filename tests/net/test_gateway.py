@@ -11,6 +11,7 @@ from __future__ import annotations
 import http.server
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -263,3 +264,71 @@ def test_a_gateway_refusal_stops_the_wait_at_once_with_its_line(
     assert f"{ORIGIN}:{origin.port} is not allowed by the egress policy" in waited.stderr
     assert "add it to CORPNET_EGRESS_ALLOW" in waited.stderr
     assert took < 10  # not retried until the deadline
+
+
+PAC = """
+function FindProxyForURL(url, host) {
+    if (host == "boom.example") { throw new Error("broken rule"); }
+    if (isInNet(host, "127.0.0.2", "255.255.255.255") && url.indexOf(":%(direct)d") > 0) {
+        return "DIRECT";
+    }
+    return "PROXY 127.0.0.1:%(dead)d; PROXY 127.0.0.1:%(squid)d";
+}
+"""
+
+
+def test_pac_fail_over_direct_and_a_throwing_rule(
+    tmp_path: Path,
+    origin: Server,
+    cacert: Path,
+    leaf: trustme.LeafCert,
+    serve: Callable[..., Server],
+) -> None:
+    second = serve(Origin(leaf, http_status=200).handler, host=ORIGIN)  # reached DIRECT
+    with squid_logs(auth="basic", password=PASSWORD) as sq:
+        pac = tmp_path / "proxy.pac"
+        pac.write_text(PAC % {"dead": 9, "squid": sq.port, "direct": second.port})
+        env = base_env(
+            CORPNET_PAC_URL=f"file://{pac}",
+            CORPNET_PROXY_USER="alice",
+            CORPNET_PROXY_PASSWORD=PASSWORD,
+        )
+        with running_gateway(env, tmp_path) as gw:
+            failed_over = curl(gw, f"https://{ORIGIN}:{origin.port}/", cacert)
+            direct = curl(gw, f"https://{ORIGIN}:{second.port}/", cacert)
+            thrown = curl(gw, "https://boom.example/", cacert)
+            records = gw.records(3)
+        log = sq.access_log()
+    assert failed_over.stdout.splitlines()[-1] == "200", failed_over.stderr
+    assert direct.stdout.splitlines()[-1] == "200", direct.stderr
+    assert thrown.returncode != 0
+    assert [(r["route"], r["reason"]) for r in records[:2]] == [
+        (f"PROXY 127.0.0.1:{sq.port}", "PAC"),  # the dead first proxy was skipped
+        ("DIRECT", "PAC"),
+    ]
+    assert f"CONNECT {ORIGIN}:{origin.port} alice" in log
+    assert records[2]["status"] == 502
+    assert "the PAC file file://" in records[2]["error"]
+    assert "failed for boom.example" in records[2]["error"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_an_unreachable_pac_file_stops_the_gateway_with_its_line(tmp_path: Path) -> None:
+    env = {
+        **{k: v for k, v in host_environ().items() if "proxy" not in k.lower()},
+        **base_env(CORPNET_PAC_URL="http://127.0.0.1:9/proxy.pac"),
+        "CORPNET_GATEWAY_LISTEN": f"127.0.0.1:{_free_port()}",
+        "CORPNET_RUNTIME_DIR": str(tmp_path / "run"),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "corpnet", "gateway"],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 69, done.stderr
+    assert "cannot fetch the PAC file http://127.0.0.1:9/proxy.pac" in done.stderr
+    assert "CORPNET_PAC_URL" in done.stderr
