@@ -7,7 +7,7 @@ step() { printf '\n==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 # Debian packages the tests drive for real.
-PACKAGES=(docker.io debootstrap squid nginx-light git curl openssl ca-certificates nodejs iproute2)
+PACKAGES=(docker.io debootstrap squid nginx-light git curl openssl ca-certificates nodejs iproute2 nftables)
 
 provision_packages() {
     local missing=()

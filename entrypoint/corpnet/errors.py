@@ -20,6 +20,8 @@ with the code it exits with (a test holds this list to the code):
 - ``corpnet.run``: ``HookError`` the hook's own code (128+N when signal N killed it);
   ``CommandNotFoundError`` 127, or 126 when not executable.
 - ``corpnet.build``: ``BuildError`` 1.
+- ``corpnet.egress``: ``LockdownError`` 77 (no NET_ADMIN, rules refused), or 78 when the
+  installed rules let traffic through.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ HELPERS = Path("/usr/lib/squid")  # Debian's squid package puts its auth helpers
 BLOCKED = "blocked.corp.test"
 
 _COMMON = """\
-http_port 127.0.0.1:{port}
+http_port {listen}:{port}
 pid_filename {dir}/squid.pid
 cache_log {dir}/cache.log
 access_log {dir}/access.log
@@ -36,7 +36,7 @@ auth_param basic program {helpers}/basic_ncsa_auth {dir}/passwd
 auth_param basic realm corp
 # Re-check credentials every second, so a changed password is refused at once.
 auth_param basic credentialsttl 1 second
-acl blocked dstdomain {blocked}
+acl blocked dstdomain -n {blocked}
 acl authed proxy_auth REQUIRED
 http_access deny blocked
 http_access allow authed
@@ -48,6 +48,13 @@ acl authed proxy_auth REQUIRED
 http_access allow authed
 http_access deny all
 """
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""
 
 
 def _free_port() -> int:
@@ -88,16 +95,33 @@ def squid(*, auth: str, user: str = "alice", password: str = "s3cret") -> Iterat
 
 
 @contextlib.contextmanager
-def squid_logs(*, auth: str, user: str = "alice", password: str = "s3cret") -> Iterator[Squid]:  # noqa: S107
-    """Run Squid with ``auth`` ``"basic"`` or ``"ntlm"``; yield it with its access log."""
+def squid_logs(
+    *,
+    auth: str,
+    user: str = "alice",
+    password: str = "s3cret",  # noqa: S107
+    listen: str = "127.0.0.1",
+    netns: str | None = None,
+    port: int | None = None,
+) -> Iterator[Squid]:
+    """Run Squid with ``auth`` ``"basic"`` or ``"ntlm"``; yield it with its access log.
+
+    ``netns``: run it inside that network namespace (``ip netns exec``), on ``listen``.
+    """
     binary = shutil.which("squid") or "/usr/sbin/squid"
     assert Path(binary).exists(), "squid is not installed (scripts/test installs it)"
     work = Path(tempfile.mkdtemp(prefix="corpnet-squid-"))
     # Started as root, Squid drops to its `proxy` user: let it write its logs here.
     work.chmod(0o777)
-    port = _free_port()
-    values = {"port": port, "dir": work, "helpers": HELPERS, "blocked": BLOCKED}
+    port = port or _free_port()
+    values = {
+        "port": port, "dir": work, "helpers": HELPERS, "blocked": BLOCKED, "listen": listen,
+    }  # fmt: skip
     config = _COMMON + (_BASIC if auth == "basic" else _NTLM)
+    if netns:
+        # Only loopback and the test's veth there: the host's resolver is unreachable,
+        # and Squid would wait on it for every request. No answer is faster than none.
+        config += "dns_nameservers 127.0.0.1\n"
     if auth == "basic":
         hashed = subprocess.run(
             ["openssl", "passwd", "-apr1", password], capture_output=True, text=True, check=True
@@ -105,8 +129,9 @@ def squid_logs(*, auth: str, user: str = "alice", password: str = "s3cret") -> I
         (work / "passwd").write_text(f"{user}:{hashed}\n")
         (work / "passwd").chmod(0o644)
     (work / "squid.conf").write_text(config.format(**values))
+    prefix = ["ip", "netns", "exec", netns] if netns else []
     proc = subprocess.Popen(
-        [binary, "-N", "-f", str(work / "squid.conf")],
+        [*prefix, binary, "-N", "-f", str(work / "squid.conf")],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -114,8 +139,12 @@ def squid_logs(*, auth: str, user: str = "alice", password: str = "s3cret") -> I
         deadline = time.monotonic() + 20
         while True:
             assert proc.poll() is None, f"squid exited: {(work / 'cache.log').read_text()[-2000:]}"
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-                break
+            if netns:  # not reachable from here: wait for Squid's own line
+                if "Accepting HTTP Socket connections" in _read(work / "cache.log"):
+                    break
+            else:
+                with contextlib.suppress(OSError), socket.create_connection((listen, port), 0.2):
+                    break
             assert time.monotonic() < deadline, "squid did not listen within 20 s"
             time.sleep(0.05)
         yield Squid(port, work)

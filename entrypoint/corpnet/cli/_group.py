@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "init": "corpnet.cli.run:init",
     "build": "corpnet.cli.build:build",
     "gateway": "corpnet.cli.gateway:gateway",
+    "lockdown": "corpnet.cli.lockdown:lockdown",
 }
 
 

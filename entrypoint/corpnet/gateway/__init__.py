@@ -53,9 +53,8 @@ AGENT_NO_PROXY = "localhost,127.0.0.1,::1"
 def agent_proxy(gateway: GatewaySettings) -> ProxyConfig:
     """The proxy configuration the agent gets: the gateway, no credentials, loopback direct."""
     url = gateway.proxy_url
-    config = resolve(
-        ProxySettings(https_proxy=url, http_proxy=url, no_proxy=AGENT_NO_PROXY), allowlist=()
-    )
+    # No NO_PROXY of ours to normalise: loopback is always added, and set exactly below.
+    config = resolve(ProxySettings(https_proxy=url, http_proxy=url), allowlist=())
     # Exactly loopback: every other name is the gateway's to decide.
     env = {**config.exports.env, "NO_PROXY": AGENT_NO_PROXY, "no_proxy": AGENT_NO_PROXY}
     return replace(config, exports=replace(config.exports, env=env))

@@ -38,6 +38,11 @@ class GatewaySettings:
     keytab: Path | None = None
 
     @property
+    def capture(self) -> tuple[Listen, ...]:
+        """The transparent listener under lockdown: the explicit port + 1, same addresses."""
+        return tuple(Listen(a.host, a.port + 1) for a in self.listen)
+
+    @property
     def proxy_url(self) -> str:
         """What the agent's proxy variables hold when the gateway is on."""
         first = self.listen[0]

@@ -68,6 +68,7 @@ def private_copies(
     *,
     password_file: Path | None,
     keytab: Path | None,
+    password: str | None = None,
 ) -> dict[str, Path]:
     """Copy the secrets the worker needs where only the gateway user can read them.
 
@@ -91,6 +92,11 @@ def private_copies(
         target = private / name
         _write_private(target, data, user)
         copies[name] = target
+    if password_file is None and password is not None:
+        # CORPNET_PROXY_PASSWORD itself: the worker gets it as a file of its own, never
+        # in its environment.
+        _write_private(private / PASSWORD_COPY, password.encode(), user)
+        copies[PASSWORD_COPY] = private / PASSWORD_COPY
     return copies
 
 
@@ -114,8 +120,9 @@ def worker_environment(
     environ: Mapping[str, str], copies: Mapping[str, Path], runtime_dir: Path
 ) -> dict[str, str]:
     """The worker's environment: the user's, with its secrets replaced by the private copies."""
-    env = {k: v for k, v in environ.items() if k != "CORPNET_PROXY_PASSWORD"}
-    if PASSWORD_COPY in copies:
+    env = dict(environ)
+    if PASSWORD_COPY in copies:  # replaced by the copy (one uid: the worker reads the user's)
+        env.pop("CORPNET_PROXY_PASSWORD", None)
         env["CORPNET_PROXY_PASSWORD_FILE"] = str(copies[PASSWORD_COPY])
     if KEYTAB_COPY in copies:
         env["CORPNET_KRB5_KEYTAB"] = str(copies[KEYTAB_COPY])
@@ -136,6 +143,8 @@ class Supervisor:
         user: GatewayUser | None,
         sockets: Sequence[socket.socket],
         password_file: Path | None,
+        captured: Sequence[socket.socket] = (),
+        password: str | None = None,
         keytab: Path | None,
         ready_fd: int | None,
         watch_fd: int | None = None,
@@ -145,7 +154,9 @@ class Supervisor:
         self._runtime_dir = runtime_dir
         self._user = user
         self._sockets = list(sockets)
+        self._captured = list(captured)
         self._sources = (password_file, keytab)
+        self._password = password  # CORPNET_PROXY_PASSWORD, when not given as a file
         self._stamp = self._stamps()
         self._ready_fd = ready_fd
         self._deaths: list[float] = []
@@ -170,7 +181,11 @@ class Supervisor:
             return {}
         password_file, keytab = self._sources
         return private_copies(
-            self._runtime_dir, self._user, password_file=password_file, keytab=keytab
+            self._runtime_dir,
+            self._user,
+            password_file=password_file,
+            keytab=keytab,
+            password=self._password,
         )
 
     def _spawn(self, copies: Mapping[str, Path], ready_fd: int | None) -> int:
@@ -181,6 +196,7 @@ class Supervisor:
         """
         env = worker_environment(self._environ, copies, self._runtime_dir)
         fds = tuple(s.fileno() for s in self._sockets)
+        capture_fds = tuple(s.fileno() for s in self._captured)
         pid = os.fork()
         if pid != 0:
             return pid
@@ -196,7 +212,7 @@ class Supervisor:
                 signal.signal(signum, signal.SIG_DFL)
             from corpnet.gateway._serve import serve
 
-            code = serve(env, fds=fds, ready_fd=ready_fd)
+            code = serve(env, fds=fds, capture_fds=capture_fds, ready_fd=ready_fd)
         except BaseException as e:  # noqa: BLE001 - a forked child must never return
             line = f"internal error in the gateway ({e.__class__.__name__}: {e})"
             _say(f"error: {line}")

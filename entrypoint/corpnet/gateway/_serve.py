@@ -53,7 +53,11 @@ class PasswordFile:
 
 
 def serve(
-    environ: Mapping[str, str], *, fds: Sequence[int] = (), ready_fd: int | None = None
+    environ: Mapping[str, str],
+    *,
+    fds: Sequence[int] = (),
+    capture_fds: Sequence[int] = (),
+    ready_fd: int | None = None,
 ) -> int:
     """Run the gateway until SIGTERM; return the exit code."""
     from corpnet.gateway._build import build
@@ -75,11 +79,14 @@ def serve(
         if gw_settings.pac_url:
             _check_pac(gw)
         sockets = [socket.socket(fileno=fd) for fd in fds] if fds else _bind(gw_settings.listen)
+        captured = [socket.socket(fileno=fd) for fd in capture_fds]
+        if not fds and gw_settings.egress == "lockdown":
+            captured = _bind(gw_settings.capture)  # a sidecar: the pod's rules send it here
     except CorpnetError as e:
         _ready(ready_fd, f"error {int(e.exit_code)} {e}")
         log.error(str(e))  # noqa: TRY400 - one line for the user, no traceback
         return int(e.exit_code)
-    return asyncio.run(_main(gw, sockets, ready_fd))
+    return asyncio.run(_main(gw, sockets, captured, ready_fd))
 
 
 def _bind(listen: Sequence[Listen]) -> list[socket.socket]:
@@ -104,16 +111,26 @@ def _check_pac(gw: object) -> None:
         raise UnreachableError(str(e), variable="CORPNET_PAC_URL") from e
 
 
-async def _main(gw: object, sockets: Sequence[socket.socket], ready_fd: int | None) -> int:
+async def _main(
+    gw: object,
+    sockets: Sequence[socket.socket],
+    captured: Sequence[socket.socket],
+    ready_fd: int | None,
+) -> int:
     from corpnet.gateway._server import Gateway
 
     assert isinstance(gw, Gateway)  # noqa: S101 - built just before
     servers = [await asyncio.start_server(gw.handle, sock=s, limit=2**20) for s in sockets]
+    servers += [
+        await asyncio.start_server(gw.handle_captured, sock=s, limit=2**20) for s in captured
+    ]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     where = ", ".join(str(_name(s)) for s in sockets)
+    if captured:
+        where += "; capturing on " + ", ".join(str(_name(s)) for s in captured)
     logmod.get().info(f"gateway listening on {where}")
     _ready(ready_fd, "ok")
     await stop.wait()

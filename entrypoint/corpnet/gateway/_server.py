@@ -21,7 +21,6 @@ from urllib.parse import urlsplit
 from corpnet.gateway._audit import Audit, Record
 from corpnet.gateway._auth import AuthError, Login
 from corpnet.gateway._http import (
-    CHUNK,
     HOP_BY_HOP,
     Head,
     HttpError,
@@ -34,7 +33,7 @@ from corpnet.gateway._http import (
 from corpnet.gateway._listen import Listen
 from corpnet.gateway._pac import Pac
 from corpnet.gateway._policy import Decision, Route, normalise_host
-from corpnet.gateway._upstream import Opened, RouteError, Upstream
+from corpnet.gateway._upstream import RouteError, Upstream, splice
 
 IDLE_TIMEOUT = 300.0  # seconds a kept-alive client connection may wait for its next request
 MAX_BODY = 8 * 1024 * 1024  # a plain-HTTP request body is kept to replay it after a 407
@@ -50,7 +49,19 @@ class Gateway:
         self._upstream = upstream
         self._audit = audit
         self.connections = 0  # served so far (for tests and `corpnet doctor`)
+        self.decide = decide
+        self.upstream = upstream
+        self.audit = audit
         self.pac: Pac | None = None  # checked at start (corpnet.gateway._serve)
+
+    async def handle_captured(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        """Serve one connection the lockdown redirected here (corpnet.gateway._transparent)."""
+        from corpnet.gateway._transparent import handle
+
+        self.connections += 1
+        await handle(self, reader, writer)
 
     async def start(self, addresses: Sequence[Listen]) -> tuple[list[asyncio.Server], list[str]]:
         """Listen on every address that can be bound; return the servers and the failures."""
@@ -325,36 +336,6 @@ def _dechunk(data: bytes) -> bytes:
         out.append(rest[:size])
         rest = rest[size + 2 :]
     return b"".join(out)
-
-
-async def splice(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, opened: Opened
-) -> tuple[int, int]:
-    """Copy both ways until both sides are done; return (bytes up, bytes down)."""
-    up = asyncio.ensure_future(_pipe(reader, opened.writer))
-    down = asyncio.ensure_future(_pipe(opened.reader, writer))
-    try:
-        results = await asyncio.gather(up, down, return_exceptions=True)
-    finally:
-        opened.writer.close()
-    return tuple(r if isinstance(r, int) else 0 for r in results)  # type: ignore[return-value]
-
-
-async def _pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> int:
-    moved = 0
-    try:
-        while data := await src.read(CHUNK):
-            dst.write(data)
-            moved += len(data)
-            if dst.transport.get_write_buffer_size() > CHUNK:
-                await dst.drain()
-    finally:
-        with contextlib.suppress(Exception):
-            if dst.can_write_eof():
-                dst.write_eof()
-            else:
-                dst.close()
-    return moved
 
 
 def _authority(text: str, *, default_port: int) -> tuple[str, int]:

@@ -12,12 +12,21 @@ it at once instead of collecting a 407 first.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from corpnet.gateway._auth import AuthError, Credentials, Login, Scheme
-from corpnet.gateway._http import Head, HttpError, body_length, keeps_alive, read_head, relay_body
+from corpnet.gateway._http import (
+    CHUNK,
+    Head,
+    HttpError,
+    body_length,
+    keeps_alive,
+    read_head,
+    relay_body,
+)
 from corpnet.gateway._policy import Route
 from corpnet.proxy import ProxyURL
 
@@ -209,3 +218,33 @@ def _upstream_line(proxy: ProxyURL, target: str, head: Head, body: bytes) -> str
 
 def _netloc(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+async def splice(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, opened: Opened
+) -> tuple[int, int]:
+    """Copy both ways until both sides are done; return (bytes up, bytes down)."""
+    up = asyncio.ensure_future(_pipe(reader, opened.writer))
+    down = asyncio.ensure_future(_pipe(opened.reader, writer))
+    try:
+        results = await asyncio.gather(up, down, return_exceptions=True)
+    finally:
+        opened.writer.close()
+    return tuple(r if isinstance(r, int) else 0 for r in results)  # type: ignore[return-value]
+
+
+async def _pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> int:
+    moved = 0
+    try:
+        while data := await src.read(CHUNK):
+            dst.write(data)
+            moved += len(data)
+            if dst.transport.get_write_buffer_size() > CHUNK:
+                await dst.drain()
+    finally:
+        with contextlib.suppress(Exception):
+            if dst.can_write_eof():
+                dst.write_eof()
+            else:
+                dst.close()
+    return moved

@@ -47,6 +47,7 @@ class Prepared:
     proxy: ProxyConfig  # the route the agent takes (the gateway, when it is on)
     account: Account | None  # the user to drop to; None: stay who we are
     gateway: GatewaySettings | None = None  # on: the gateway holds the upstream route
+    upstream: ProxyConfig | None = None  # the user's proxy, which the gateway uses
 
 
 def prepare(
@@ -114,6 +115,7 @@ def prepare(
         proxy=proxy_config,
         account=account,
         gateway=gw,
+        upstream=upstream,
     )
 
 
@@ -194,6 +196,15 @@ def _start(
     if prepared.gateway is not None:
         _gateway.start(environ, prepared.runtime_dir, euid=os.geteuid(), log_to_stderr=not detached)
         agent_env = without_credentials(agent_env, prepared)
+        if prepared.gateway.egress == "lockdown":
+            account = prepared.account
+            _gateway.lock_down(
+                prepared.gateway,
+                environ,
+                agent=(account.uid, account.gid) if account else None,
+                upstream=prepared.upstream,
+                allowlist=prepared.settings.reach.allowlist,
+            )
     agent_env = run_hooks(prepared.settings.run.hooks_dir, agent_env)
     wait_stage(prepared)
     return prepared, agent_env

@@ -13,15 +13,17 @@ from __future__ import annotations
 import contextlib
 import os
 import select
+import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from corpnet import config
 from corpnet import log as logmod
+from corpnet.config import HostPort
 from corpnet.errors import ConfigError, CorpnetError, UnreachableError
 
 if TYPE_CHECKING:
@@ -117,6 +119,44 @@ def start(
     )
 
 
+def lock_down(
+    gw: GatewaySettings,
+    environ: Mapping[str, str],
+    *,
+    agent: tuple[int, int] | None,
+    upstream: ProxyConfig | None,
+    allowlist: Sequence[HostPort],
+) -> None:
+    """CORPNET_EGRESS=lockdown: install and verify the rules before hooks, wait and agent.
+
+    ``agent`` is the (uid, gid) corpnet drops to (CORPNET_USER); None: no drop.
+    """
+    from corpnet import egress
+    from corpnet.gateway import _process
+
+    if agent is None and os.geteuid() == 0:
+        raise ConfigError(
+            "CORPNET_EGRESS=lockdown with the agent running as root: it could remove the rules",
+            hint="set CORPNET_USER to the agent's user (it drops every capability)",
+            variable="CORPNET_USER",
+        )
+    user = _process.gateway_user(os.geteuid())
+    proxies = [
+        HostPort(p.host, p.port)
+        for p in ((upstream.https, upstream.http, upstream.all) if upstream else ())
+        if p is not None
+    ]
+    egress.install(
+        environ=environ,
+        gateway_uid=user.uid if user else os.getuid(),
+        capture_port=gw.capture[0].port,
+        agent=agent or (os.getuid(), os.getgid()),
+        upstream=proxies,
+        allowlist=allowlist,
+        gateway=[(a.host, a.port) for a in gw.listen[:1]],
+    )
+
+
 def _read_line(fd: int, timeout: float) -> str:
     deadline = time.monotonic() + timeout
     data = b""
@@ -156,6 +196,11 @@ def supervise(
             )
         for problem in failed:
             log.warning(f"the gateway does not listen on {problem}")
+        captured: list[socket.socket] = []
+        if gw.egress == "lockdown":
+            captured, missed = bind(gw.capture)
+            for problem in missed:
+                log.warning(f"the gateway does not capture on {problem}")
         if user is not None:
             prepare_audit(runtime_dir, user.uid, user.gid)
         password_file = environ.get("CORPNET_PROXY_PASSWORD_FILE")
@@ -164,7 +209,9 @@ def supervise(
             runtime_dir=runtime_dir,
             user=user,
             sockets=sockets,
+            captured=captured,
             password_file=Path(password_file) if password_file else None,
+            password=settings.proxy.password,
             keytab=gw.keytab,
             ready_fd=ready_fd,
             # The parent becomes the agent by exec: a pidfd follows it, not a reused pid.
