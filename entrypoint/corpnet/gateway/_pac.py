@@ -21,7 +21,6 @@ import concurrent.futures
 import contextlib
 import os
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -174,6 +173,8 @@ def _get(url: str) -> str:
                 f"cannot read the PAC file {path} ({e.strerror}): check CORPNET_PAC_URL"
             ) from e
     else:
+        import urllib.request  # only with a PAC URL: http.client and email are megabytes
+
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
         try:
             with opener.open(url, timeout=10) as response:

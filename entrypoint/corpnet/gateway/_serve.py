@@ -21,6 +21,7 @@ from corpnet import log as logmod
 from corpnet.errors import CorpnetError, ExitCode, UnreachableError
 from corpnet.gateway._audit import Audit
 from corpnet.gateway._config import load as load_settings
+from corpnet.gateway._http import MAX_HEAD
 from corpnet.gateway._listen import Listen
 from corpnet.gateway._os import bind, non_dumpable
 from corpnet.gateway._pac import PacError
@@ -120,9 +121,9 @@ async def _main(
     from corpnet.gateway._server import Gateway
 
     assert isinstance(gw, Gateway)  # noqa: S101 - built just before
-    servers = [await asyncio.start_server(gw.handle, sock=s, limit=2**20) for s in sockets]
+    servers = [await asyncio.start_server(gw.handle, sock=s, limit=MAX_HEAD) for s in sockets]
     servers += [
-        await asyncio.start_server(gw.handle_captured, sock=s, limit=2**20) for s in captured
+        await asyncio.start_server(gw.handle_captured, sock=s, limit=MAX_HEAD) for s in captured
     ]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
