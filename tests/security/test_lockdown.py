@@ -154,3 +154,66 @@ def test_a_second_start_leaves_one_table(world: tuple[Pair, Path, int]) -> None:
         pair.exec(pair.agent, "nft", "list", "tables"), capture_output=True, text=True, check=True
     ).stdout
     assert listed.count("table inet corpnet") == 1, listed
+
+
+def test_without_net_admin_the_start_stops_with_the_capability_named(
+    world: tuple[Pair, Path, int],
+) -> None:
+    pair, box, _ = world
+    env = host_environ()
+    env.update(
+        CORPNET_CONFIG_DIR=str(box / "etc-nocap"),
+        CORPNET_RUNTIME_DIR=str(box / "run-nocap"),
+        CORPNET_SYSTEM_STORE="off",
+        CORPNET_WAIT="off",
+        CORPNET_USER="4242:4242",
+        CORPNET_ALLOWLIST=NET4,
+        HTTPS_PROXY=f"http://{NET4}:3128",
+        CORPNET_EGRESS="lockdown",
+    )
+    # Root without CAP_NET_ADMIN: dropped from the bounding set before the exec.
+    drop = ["setpriv", "--bounding-set=-net_admin", "--inh-caps=-net_admin"]
+    argv = pair.exec(pair.agent, *drop, sys.executable, "-m", "corpnet", "run", "--", "true")
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 77, done.stderr
+    assert "CORPNET_EGRESS=lockdown needs the NET_ADMIN capability" in done.stderr
+    assert "--cap-add NET_ADMIN" in done.stderr
+    relaxed = subprocess.run(
+        argv, env={**env, "CORPNET_EGRESS_REQUIRE": "0"}, capture_output=True, text=True,
+        timeout=120, check=False,
+    )  # fmt: skip
+    assert relaxed.returncode == 0, relaxed.stderr
+    assert "without the NET_ADMIN capability: no rules installed" in relaxed.stderr
+
+
+VERIFY = """
+import sys
+from corpnet import egress
+from corpnet.config import HostPort
+try:
+    egress.install(environ={}, gateway_uid=65534, capture_port=3129, agent=(4242, 4242),
+                   upstream=[HostPort("10.77.0.2", 3128)], allowlist=[HostPort("10.77.0.2")],
+                   extra_rules=tuple(sys.argv[1:]))
+except egress.LockdownError as e:
+    print(int(e.exit_code), e)
+    sys.exit(0)
+print("installed")
+"""
+
+
+def test_rules_that_let_traffic_through_stop_the_start(world: tuple[Pair, Path, int]) -> None:
+    """A leaky rule (as another table or a mistake could add) is found by the check as the agent."""
+    pair, _, _ = world
+    leaky = "ip daddr 10.77.0.2 tcp dport 3128 accept"
+    done = subprocess.run(
+        pair.exec(pair.agent, sys.executable, "-c", VERIFY, leaky),
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.stdout.startswith("78 the lockdown rules let traffic through: "), done.stdout
+    assert "TCP to 10.77.0.2:3128 left the container" in done.stdout
+    assert "the agent does not start" in done.stdout
+    clean = subprocess.run(
+        pair.exec(pair.agent, sys.executable, "-c", VERIFY),
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert clean.stdout.strip() == "installed", clean.stdout + clean.stderr
