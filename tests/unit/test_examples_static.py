@@ -396,3 +396,43 @@ def test_devcontainer_example_uses_the_image() -> None:
     # The image's devcontainer.metadata label does the setup (corpnet init as
     # an entrypoint line); the example adds no setup of its own.
     assert not {"postCreateCommand", "postStartCommand", "overrideCommand"} & config.keys()
+
+
+def _lockdown_pod() -> dict[str, Any]:
+    (doc,) = [
+        d for d in _yaml_docs(K8S / "lockdown" / "deployment.yaml") if d["kind"] == "Deployment"
+    ]
+    pod: dict[str, Any] = doc["spec"]["template"]["spec"]
+    return pod
+
+
+def test_kubernetes_lockdown_variant_matches_the_api_schema() -> None:
+    version = kubernetes_validate.latest_version()
+    for doc in _yaml_docs(K8S / "lockdown" / "deployment.yaml"):
+        kubernetes_validate.validate(doc, version, strict=True)
+
+
+def test_kubernetes_lockdown_keeps_capability_and_credentials_out_of_the_agent() -> None:
+    """The Istio pattern: NET_ADMIN only in an init container; the password only in the gateway."""
+    pod = _lockdown_pod()
+    lockdown, gateway = pod["initContainers"]
+    (agent,) = pod["containers"]
+    assert lockdown["command"][-1] == "lockdown"
+    assert lockdown["securityContext"]["capabilities"]["add"] == ["NET_ADMIN"]
+    assert gateway["command"][-1] == "gateway"
+    assert gateway["restartPolicy"] == "Always"  # a native sidecar, up before the agent
+    # uid 990 is corpnet-gateway in the image: the only user the rules let out.
+    assert gateway["securityContext"]["runAsUser"] == 990
+    gw_env = {e["name"]: e.get("value") for e in gateway["env"]}
+    assert gw_env["CORPNET_EGRESS"] == "lockdown"  # it captures on the port + 1
+    agent_env = {e["name"]: e.get("value") for e in agent["env"]}
+    assert agent_env["HTTPS_PROXY"] == "http://127.0.0.1:3128"
+    assert agent_env["CORPNET_GATEWAY"] == "off"
+    assert not {k for k in agent_env if "PASSWORD" in k or k == "CORPNET_PROXY_USER"}
+    assert "add" not in agent["securityContext"]["capabilities"]
+    assert agent["securityContext"]["allowPrivilegeEscalation"] is False
+    agent_volumes = {m["name"] for m in agent["volumeMounts"]}
+    gateway_volumes = {m["name"] for m in gateway["volumeMounts"]}
+    assert "proxy-credentials" in gateway_volumes
+    assert "proxy-credentials" not in agent_volumes
+    assert pod.get("shareProcessNamespace") is not True

@@ -76,6 +76,17 @@ def install(
                 "only the gateway's allowlist applies (CORPNET_EGRESS_REQUIRE=0)"
             )
             return Report(installed=False)
+        import os
+
+        if os.geteuid() != 0:
+            raise LockdownError(
+                "CORPNET_EGRESS=lockdown needs a start as root (with CORPNET_USER, the agent's "
+                "user) and the NET_ADMIN capability",
+                hint="docker run --user 0 -e CORPNET_USER=1000 --cap-add NET_ADMIN; in a "
+                'devcontainer "containerUser": "root" and runArgs ["--cap-add=NET_ADMIN"]; '
+                f"{REQUIRE_VARIABLE}=0 starts without the rules",
+                variable="CORPNET_EGRESS",
+            )
         raise LockdownError(
             "CORPNET_EGRESS=lockdown needs the NET_ADMIN capability to install its rules",
             hint="add it: docker run --cap-add NET_ADMIN, devcontainer runArgs "
