@@ -4,7 +4,8 @@
 
 IMAGE defaults to corpnet-base, BASE to the image named by its
 org.opencontainers.image.base.name label. Sizes are Docker's uncompressed layer
-sizes; the added bytes are the layers IMAGE has beyond BASE's.
+sizes; the added bytes are the layers IMAGE has beyond BASE's, each listed
+with the Dockerfile step that made it (where the bytes are: docs/image.md).
 """
 
 from __future__ import annotations
@@ -32,6 +33,11 @@ def main(argv: list[str]) -> int:
     print(f"{base_name:<40} {base.attrs['Size'] / mb:>8.1f} MB")
     print(f"{(image.tags or [image.id])[0]:<40} {image.attrs['Size'] / mb:>8.1f} MB")
     print(f"{'added by corpnet':<40} {added / mb:>8.1f} MB")
+    # Newest first, as `docker history`; the base's own entries are left out.
+    for step in image.history()[: -len(base.history())]:
+        if step["Size"]:
+            made_by = " ".join(step["CreatedBy"].replace("/bin/sh -c ", "").split())
+            print(f"  {step['Size'] / mb:>8.1f} MB  {made_by[:70]}")
     print(f"added / base: {added / base.attrs['Size']:.2f}x; budget {BUDGET / mb:.0f} MB: "
           f"{'within' if added <= BUDGET else 'OVER'}")  # fmt: skip
     return 0 if added <= BUDGET else 1
