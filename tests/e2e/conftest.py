@@ -8,6 +8,8 @@ Topology, on two internal Docker networks (``internal=True``: no route out):
                                                              client cert, 8443 not)
 
 The agent is not on ``back``: it reaches the API through a proxy or not at all.
+The gateway tests add a Kerberos proxy with its KDC, an NTLM proxy, and PAC
+files with WPAD on ``front`` (``gw_rigs``, support/gateway_world.py).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from support.containers import (
     base_inputs_hash,
     ensure_image,
 )
+from support.gateway_world import GatewayRigs, build_gateway_images, start_gateway_rigs
 from support.world import World, build_images, start_world
 
 pytestmark = pytest.mark.e2e
@@ -69,3 +72,10 @@ def world(
     root = tmp_path_factory.mktemp("e2e")
     root.chmod(0o755)
     return start_world(docker_client, tracker, images, root)
+
+
+@pytest.fixture(scope="session")
+def gw_rigs(docker_client: Any, world: World, images: dict[str, str]) -> GatewayRigs:
+    """The gateway's rigs (Kerberos, NTLM, PAC and WPAD) added to the world, once a session."""
+    tags = build_gateway_images(docker_client, images)
+    return start_gateway_rigs(world, {**images, **tags})

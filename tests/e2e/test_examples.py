@@ -40,6 +40,7 @@ from support.containers import (
     wait_for_log,
 )
 from support.env import compose_command
+from support.gateway_world import ALICE, KRB_PROXY, GatewayRigs
 from support.world import PROXY_URL, World
 
 pytestmark = pytest.mark.e2e
@@ -368,6 +369,54 @@ def test_claude_code_answers_through_the_proxy_with_mtls(
     assert re.search(rf"CONNECT {re.escape(ANTHROPIC_HOST)}:443 .*{PROXY_USER}", _proxy_log(world))
     assert example_secrets.proxy_password not in str(result)
     assert example_secrets.passphrase not in str(result)
+
+
+def test_claude_code_answers_through_the_gateway_over_kerberos(  # noqa: PLR0917 - fixtures
+    world: World,
+    claude_image: str,
+    anthropic_api: Any,
+    example_secrets: Secrets,
+    claude_client_dir: Path,
+    gw_rigs: GatewayRigs,
+) -> None:
+    """The gateway logs in to the Kerberos Squid; Claude Code sees only the loopback proxy.
+
+    A root start with CORPNET_USER: alice's password file is root's (0400), and
+    the gateway (its own uid) alone reads it.
+    """
+    krb_proxy = f"http://{KRB_PROXY}:3128"
+    result = world.run_agent(
+        image=claude_image,
+        command=["claude", "-p", "Say hello."],
+        env=_claude_env(
+            HTTPS_PROXY=krb_proxy,
+            HTTP_PROXY=krb_proxy,
+            CORPNET_PROXY_USER=ALICE,
+            CORPNET_PROXY_PASSWORD_FILE="/run/gw-secrets/alice-password",
+            CORPNET_GATEWAY="on",
+            CORPNET_USER="1000",
+        ),
+        volumes={
+            **_claude_mounts(example_secrets, claude_client_dir),
+            "/run/gw-secrets": gw_rigs.file("secrets"),
+            "/etc/krb5.conf": gw_rigs.file("krb5.conf"),
+        },
+        user="0",
+        timeout=180,
+    )
+    assert result.code == 0, str(result)
+    assert REPLY in result.out
+    assert any(
+        "POST /v1/messages" in r and "client=claude@corp.test" in r
+        for r in _requests(anthropic_api)
+    )
+    _, log = gw_rigs.krb.exec_run(["cat", "/tmp/access.log"])
+    assert re.search(
+        rf"TCP_TUNNEL/200 \d+ CONNECT {re.escape(ANTHROPIC_HOST)}:443 {re.escape(ALICE)} ",
+        log.decode(),
+    ), log.decode()
+    for secret in gw_rigs.canaries:
+        assert secret.decode(errors="replace") not in str(result)
 
 
 # Prints the environment of the running `claude` process (found by its

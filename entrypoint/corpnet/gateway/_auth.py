@@ -16,6 +16,7 @@ accepted where a SPNEGO token is (Squid's negotiate_kerberos_auth, IIS).
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -132,11 +133,17 @@ class Login:
         return token
 
     def _refused(self) -> str:
-        who = self._creds.user or f"the keytab {self._creds.keytab}"
+        who = self._creds.user or "the keytab's principal (CORPNET_KRB5_KEYTAB)"
+        if self.scheme == "Negotiate":
+            # The KDC issued a ticket, so the login itself was good: a wrong password
+            # never gets this far. The proxy cannot read tickets for its own name.
+            return (
+                f"the upstream proxy {self._host} refused a valid Kerberos ticket of {who}: "
+                f"its keytab for HTTP/{self._host} does not match the KDC; ask IT to renew it"
+            )
         return (
             f"the upstream proxy {self._host} refused the {self.scheme} login of {who}: check "
             "CORPNET_PROXY_USER and CORPNET_PROXY_PASSWORD_FILE"
-            + (" (or CORPNET_KRB5_KEYTAB)" if self.scheme == "Negotiate" else "")
         )
 
     def _next(self, challenge: str | None) -> str | None:
@@ -172,7 +179,8 @@ class Login:
         protocol = "kerberos" if self.scheme == "Negotiate" else "ntlm"
         user, password = self._creds.user, self._creds.password()
         try:
-            if protocol == "kerberos" and self._creds.keytab is not None and user is not None:
+            if protocol == "kerberos" and self._creds.keytab is not None and password is None:
+                # principal None: pyspnego takes the keytab's first entry.
                 principal: Any = spnego.KerberosKeytab(
                     keytab=f"FILE:{self._creds.keytab}", principal=user
                 )
@@ -205,19 +213,35 @@ def _explain(error: BaseException, creds: Credentials, scheme: str | None) -> st
     current: BaseException | None = error
     while current is not None and len(chain) < 6:
         chain.append(current)
-        current = current.__cause__ or current.__context__
-    who = creds.user or creds.keytab
+        base = getattr(current, "base_error", None)
+        current = (
+            current.__cause__
+            or current.__context__
+            or (base if isinstance(base, BaseException) and base not in chain else None)
+        )
+    who = creds.user or "the keytab's principal"
     fix = "check CORPNET_PROXY_USER and CORPNET_PROXY_PASSWORD_FILE (or CORPNET_KRB5_KEYTAB)"
+    codes: list[int] = []
     for e in chain:
         code = getattr(e, "err_code", None)
-        if isinstance(code, int) and code in _KRB5_HINTS:
+        if isinstance(code, int):
+            codes.append(code)
+    text = " ".join(str(e) for e in chain)
+    # GSSAPI reports the Kerberos minor code unsigned: -1765328377 arrives as 2529638919.
+    codes += [
+        int(n) - (1 << 32) if int(n) >= 1 << 31 else -int(n)
+        for n in re.findall(r"\b\d{9,10}\b", text)
+    ]
+    codes += [int(n) for n in re.findall(r"-\d{9,10}\b", text)]
+    for code in codes:
+        if code in _KRB5_HINTS:
             return f"Kerberos login of {who} failed ({_KRB5_HINTS[code]}): {_fix(code, fix)}"
-    text = " ".join(str(e) for e in chain[:2])
-    for code, hint in _KRB5_HINTS.items():
-        if str(code) in text:
-            return f"Kerberos login of {who} failed ({hint}): {_fix(code, fix)}"
-    first = (text.splitlines()[0][:200] if text else error.__class__.__name__).replace(": ", " - ")
-    return f"{scheme or 'proxy'} login of {who} failed ({first}): {fix}"
+    minor = re.search(r"Minor \(\d+\): ([^,]+)", text) or re.search(
+        r"Minor \(\d+\) - ([^,)]+)", text
+    )
+    said = minor.group(1).strip() if minor else (text.splitlines()[0] if text else "")
+    said = said.replace(": ", " - ")[:160] or error.__class__.__name__
+    return f"{scheme or 'proxy'} login of {who} failed ({said}): {fix}"
 
 
 def _fix(code: int, default: str) -> str:

@@ -23,6 +23,16 @@ GatewayMode = Literal["auto", "on", "off"]
 DEFAULT_PORT = 3128
 DEFAULT_LISTEN = (Listen("127.0.0.1", DEFAULT_PORT), Listen("::1", DEFAULT_PORT))
 DEFAULT_KEYTAB = Path("/etc/corpnet/kerberos/krb5.keytab")
+# The client key's secrets are the agent's, not the gateway's: its processes never read them.
+AGENT_SECRETS = frozenset(
+    {
+        "CLAUDE_CODE_CLIENT_KEY_PASSPHRASE",
+        "CLAUDE_CODE_CLIENT_KEY_PASSPHRASE_FILE",
+        "CORPNET_CLIENT_KEY_PASSPHRASE_FILE",
+        "CORPNET_CLIENT_P12_PASSWORD",
+        "CORPNET_CLIENT_P12_PASSWORD_FILE",
+    }
+)
 
 
 @dataclass(frozen=True)

@@ -186,7 +186,7 @@ def simple_response(status: int, reason: str, body: str, *, close: bool = True) 
     """
     data = (body.rstrip("\n") + "\n").encode()
     if body.startswith("corpnet: "):
-        reason = " ".join(body.split())[:300].encode("latin-1", "replace").decode("latin-1")
+        reason = " ".join(body.split())[:1000].encode("latin-1", "replace").decode("latin-1")
     head = Head("HTTP/1.1", str(status), reason)
     head.headers += [
         ("Content-Type", "text/plain; charset=utf-8"),

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from corpnet import inputs
+from corpnet.gateway._config import AGENT_SECRETS
 
 GATEWAY_USER = "corpnet-gateway"  # created by corpnet-base (uid 990)
 PRIVATE_DIR = "gateway"  # <runtime dir>/gateway: the gateway's copies of its secrets
@@ -120,7 +121,9 @@ def worker_environment(
     environ: Mapping[str, str], copies: Mapping[str, Path], runtime_dir: Path
 ) -> dict[str, str]:
     """The worker's environment: the user's, with its secrets replaced by the private copies."""
-    env = dict(environ)
+    # The client key's passphrase is the agent's, not the gateway's: the worker
+    # neither needs nor may read it (a 0440 file of the agent's group).
+    env = {k: v for k, v in environ.items() if k not in AGENT_SECRETS}
     if PASSWORD_COPY in copies:  # replaced by the copy (one uid: the worker reads the user's)
         env.pop("CORPNET_PROXY_PASSWORD", None)
         env["CORPNET_PROXY_PASSWORD_FILE"] = str(copies[PASSWORD_COPY])
@@ -208,6 +211,9 @@ class Supervisor:
                 os.setgid(user.gid)
                 os.setuid(user.uid)
             os.chdir("/")
+            # Libraries (MIT Kerberos: KRB5CCNAME, KRB5_CONFIG) read the process's own.
+            os.environ.clear()
+            os.environ.update(env)
             for signum in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(signum, signal.SIG_DFL)
             from corpnet.gateway._serve import serve

@@ -66,7 +66,9 @@ def serve(
     log = logmod.get()
     try:
         non_dumpable()
-        settings = config.load(environ)
+        from corpnet.gateway._config import AGENT_SECRETS
+
+        settings = config.load({k: v for k, v in environ.items() if k not in AGENT_SECRETS})
         for secret in settings.secrets():
             log.add_secret(secret)
         proxy_config = proxy.for_settings(settings)
@@ -84,8 +86,10 @@ def serve(
         if not fds and gw_settings.egress == "lockdown":
             captured = _bind(gw_settings.capture)  # a sidecar: the pod's rules send it here
     except CorpnetError as e:
-        _ready(ready_fd, f"error {int(e.exit_code)} {e}")
-        log.error(str(e))  # noqa: TRY400 - one line for the user, no traceback
+        if ready_fd is not None:  # `corpnet run` prints it: once
+            _ready(ready_fd, f"error {int(e.exit_code)} {e}")
+        else:
+            log.error(str(e))  # noqa: TRY400 - one line for the user, no traceback
         return int(e.exit_code)
     return asyncio.run(_main(gw, sockets, captured, ready_fd))
 

@@ -323,11 +323,12 @@ def _gateway_verdict(ctx: Context, status: int, reason: str) -> Diagnosis:
         return Diagnosis(
             "gateway-denied", Stage.PROXY_CONNECT, what, fix, retryable=False, exit_code=_CONFIG
         )
-    heals = "cannot reach" in what or "no answer" in what
+    # Down for now (a proxy, a KDC): retried until the deadline. Refused: final.
+    heals = any(s in what for s in ("cannot reach", "no answer", "no KDC answered"))
     return Diagnosis(
         "gateway-upstream" if heals else "gateway-login",
         Stage.PROXY_CONNECT,
-        f"the gateway could not open {ctx.target}: {what}",
+        f"the gateway: {what}",
         fix,
         retryable=heals,
         exit_code=_UNAVAILABLE if heals else _CONFIG,

@@ -157,6 +157,12 @@ def lock_down(
     )
 
 
+def _without_agent_secrets(environ: Mapping[str, str]) -> dict[str, str]:
+    from corpnet.gateway._config import AGENT_SECRETS
+
+    return {k: v for k, v in environ.items() if k not in AGENT_SECRETS}
+
+
 def _read_line(fd: int, timeout: float) -> str:
     deadline = time.monotonic() + timeout
     data = b""
@@ -177,12 +183,13 @@ def supervise(
     """``corpnet gateway --supervise``: bind, keep the secrets' copies, detach, supervise."""
     from corpnet import gateway
     from corpnet.gateway import _process
-    from corpnet.gateway._os import bind
+    from corpnet.gateway._os import bind, non_dumpable
     from corpnet.gateway._serve import prepare_audit
 
     log = logmod.get()
     try:
-        settings = config.load(environ)
+        non_dumpable()  # before it reads a secret: not even the same uid reads its memory
+        settings = config.load(_without_agent_secrets(environ))
         gw = gateway.load_settings(environ, config_dir=settings.config_dir)
         runtime_dir = Path(environ.get("CORPNET_RUNTIME_DIR") or settings.runtime_dir)
         euid = os.geteuid()
@@ -195,7 +202,9 @@ def supervise(
                 variable="CORPNET_GATEWAY_LISTEN",
             )
         for problem in failed:
-            log.warning(f"the gateway does not listen on {problem}")
+            # No IPv6 in the container (Docker's default): [::1] cannot exist there.
+            say = log.info if "Cannot assign requested address" in problem else log.warning
+            say(f"the gateway does not listen on {problem}")
         captured: list[socket.socket] = []
         if gw.egress == "lockdown":
             captured, missed = bind(gw.capture)
