@@ -32,6 +32,7 @@ from corpnet.build._strip import needles_for
 from support.containers import (
     PROXY_USER,
     REPO,
+    Result,
     Tracker,
     content_hash,
     ensure_image,
@@ -384,25 +385,8 @@ def test_claude_code_answers_through_the_gateway_over_kerberos(  # noqa: PLR0917
     A root start with CORPNET_USER: alice's password file is root's (0400), and
     the gateway (its own uid) alone reads it.
     """
-    krb_proxy = f"http://{KRB_PROXY}:3128"
-    result = world.run_agent(
-        image=claude_image,
-        command=["claude", "-p", "Say hello."],
-        env=_claude_env(
-            HTTPS_PROXY=krb_proxy,
-            HTTP_PROXY=krb_proxy,
-            CORPNET_PROXY_USER=ALICE,
-            CORPNET_PROXY_PASSWORD_FILE="/run/gw-secrets/alice-password",
-            CORPNET_GATEWAY="on",
-            CORPNET_USER="1000",
-        ),
-        volumes={
-            **_claude_mounts(example_secrets, claude_client_dir),
-            "/run/gw-secrets": gw_rigs.file("secrets"),
-            "/etc/krb5.conf": gw_rigs.file("krb5.conf"),
-        },
-        user="0",
-        timeout=180,
+    result = _claude_over_kerberos(
+        world, claude_image, example_secrets, claude_client_dir, gw_rigs, CORPNET_GATEWAY="on"
     )
     assert result.code == 0, str(result)
     assert REPLY in result.out
@@ -696,3 +680,66 @@ def test_devcontainer_example_reaches_the_mtls_api_with_no_extra_setup(
     assert init is True
     assert any("POST /v1/messages" in r for r in _requests(anthropic_api))
     assert world.proxy_password not in out + err
+
+
+def test_claude_code_answers_under_lockdown(  # noqa: PLR0917 - fixtures
+    world: World,
+    claude_image: str,
+    anthropic_api: Any,
+    example_secrets: Secrets,
+    claude_client_dir: Path,
+    gw_rigs: GatewayRigs,
+) -> None:
+    """CORPNET_EGRESS=lockdown: the real CLI answers through the gateway, and nothing else leaves.
+
+    The same start as above with NET_ADMIN and the lockdown: the rules are
+    installed and verified as uid 1000 before Claude Code starts, and Claude
+    Code itself, knowing only the loopback proxy, still gets its answer.
+    """
+    result = _claude_over_kerberos(
+        world,
+        claude_image,
+        example_secrets,
+        claude_client_dir,
+        gw_rigs,
+        CORPNET_EGRESS="lockdown",
+        cap_add=["NET_ADMIN"],
+    )
+    assert result.code == 0, str(result)
+    assert "egress locked down: only the gateway leaves" in result.err
+    assert REPLY in result.out
+    for secret in gw_rigs.canaries:
+        assert secret.decode(errors="replace") not in str(result)
+
+
+def _claude_over_kerberos(  # noqa: PLR0917 - fixtures
+    world: World,
+    claude_image: str,
+    example_secrets: Secrets,
+    claude_client_dir: Path,
+    gw_rigs: GatewayRigs,
+    cap_add: list[str] | None = None,
+    **env: str,
+) -> Result:
+    """`claude -p` as root with CORPNET_USER=1000, alice's password a 0400 root file."""
+    krb_proxy = f"http://{KRB_PROXY}:3128"
+    return world.run_agent(
+        image=claude_image,
+        command=["claude", "-p", "Say hello."],
+        env=_claude_env(
+            HTTPS_PROXY=krb_proxy,
+            HTTP_PROXY=krb_proxy,
+            CORPNET_PROXY_USER=ALICE,
+            CORPNET_PROXY_PASSWORD_FILE="/run/gw-secrets/alice-password",
+            CORPNET_USER="1000",
+            **env,
+        ),
+        volumes={
+            **_claude_mounts(example_secrets, claude_client_dir),
+            "/run/gw-secrets": gw_rigs.file("secrets"),
+            "/etc/krb5.conf": gw_rigs.file("krb5.conf"),
+        },
+        user="0",
+        cap_add=cap_add or [],
+        timeout=180,
+    )
