@@ -23,13 +23,8 @@ from pathlib import Path
 import pytest
 
 from support.env import host_environ
+from support.gateway import free_port, gateway_pids, stop_gateways
 from support.squid import squid_logs
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _answers(port: int) -> bool:
@@ -38,25 +33,6 @@ def _answers(port: int) -> bool:
             return True
     except OSError:
         return False
-
-
-def _gateway_pids(runtime_dir: Path) -> tuple[list[int], list[int]]:
-    """(supervisors, workers) serving ``runtime_dir``: root's, and the gateway user's."""
-    needle = f"CORPNET_RUNTIME_DIR={runtime_dir}".encode()
-    supervisors, workers = [], []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            if b"gateway" not in (proc / "cmdline").read_bytes():
-                continue
-            if needle not in (proc / "environ").read_bytes().split(b"\0"):
-                continue
-            uid = proc.stat().st_uid
-        except OSError:
-            continue
-        (supervisors if uid == 0 else workers).append(int(proc.name))
-    return supervisors, workers
 
 
 @pytest.fixture(name="box")
@@ -69,12 +45,7 @@ def box_fixture() -> Iterator[Path]:
     try:
         yield base
     finally:
-        supervisors, workers = _gateway_pids(base / "run")
-        for pid in [*supervisors, *workers]:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                continue
+        stop_gateways(base / "run")
         shutil.rmtree(base, ignore_errors=True)
 
 
@@ -112,7 +83,7 @@ def _wait(predicate: object, timeout: float) -> float:
 
 
 def test_a_dead_worker_is_back_within_a_second_and_a_dying_one_stops_the_agent(box: Path) -> None:
-    port = _free_port()
+    port = free_port()
     password_file = box / "password"
     password_file.write_text("s3cret\n")
     password_file.chmod(0o400)
@@ -122,21 +93,21 @@ def test_a_dead_worker_is_back_within_a_second_and_a_dying_one_stops_the_agent(b
             _wait(lambda: "gateway listening" in (box / "stderr").read_text(), 20)
             assert _answers(port)
             # One supervisor (root) and one worker: the intermediate process has gone.
-            _wait(lambda: [len(x) for x in _gateway_pids(box / "run")] == [1, 1], 5)
-            workers = _gateway_pids(box / "run")[1]
+            _wait(lambda: [len(x) for x in gateway_pids(box / "run")] == [1, 1], 5)
+            workers = gateway_pids(box / "run")[1]
             # The worker is neither root nor the agent.
             assert Path(f"/proc/{workers[0]}").stat().st_uid not in {0, 4242}
             os.kill(workers[0], signal.SIGKILL)
 
             # The port stays bound (the supervisor holds it): wait for a new worker.
             def replaced() -> bool:
-                now = _gateway_pids(box / "run")[1]
+                now = gateway_pids(box / "run")[1]
                 return len(now) == 1 and now != workers
 
             restarted = _wait(replaced, 5)
             assert restarted < 1.0, f"restarted after {restarted:.2f}s"
             for _ in range(5):
-                current = _gateway_pids(box / "run")[1]
+                current = gateway_pids(box / "run")[1]
                 for pid in current:
                     os.kill(pid, signal.SIGKILL)
                 time.sleep(0.3)
@@ -166,7 +137,7 @@ def _through(port: int, target: str) -> int:
 
 def test_a_rotated_password_file_is_used_without_a_restart(box: Path) -> None:
     """Squid's password changes, then the mounted file: the next login uses the new one."""
-    port = _free_port()
+    port = free_port()
     password_file = box / "password"
     password_file.write_text("first-pw\n")
     password_file.chmod(0o400)

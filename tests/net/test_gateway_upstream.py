@@ -11,7 +11,6 @@ from __future__ import annotations
 import http.server
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -24,7 +23,7 @@ import pytest
 import trustme
 
 from support.env import host_environ
-from support.gateway import RunningGateway, running_gateway
+from support.gateway import RunningGateway, free_port, running_gateway
 from support.servers import Origin, Server, leaf_fixture, serve_fixture  # noqa: F401 - fixtures
 from support.squid import squid_logs
 
@@ -312,17 +311,11 @@ def test_pac_fail_over_direct_and_a_throwing_rule(
     assert "failed for boom.example" in records[2]["error"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_an_unreachable_pac_file_stops_the_gateway_with_its_line(tmp_path: Path) -> None:
     env = {
         **{k: v for k, v in host_environ().items() if "proxy" not in k.lower()},
         **base_env(CORPNET_PAC_URL="http://127.0.0.1:9/proxy.pac"),
-        "CORPNET_GATEWAY_LISTEN": f"127.0.0.1:{_free_port()}",
+        "CORPNET_GATEWAY_LISTEN": f"127.0.0.1:{free_port()}",
         "CORPNET_RUNTIME_DIR": str(tmp_path / "run"),
     }
     done = subprocess.run(

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,7 @@ import pytest
 import trustme
 
 from support.env import host_environ
+from support.gateway import stop_gateways
 from support.servers import Origin, Server
 from support.squid import squid_logs
 
@@ -65,21 +65,8 @@ def box_fixture() -> Iterator[Path]:
     try:
         yield base
     finally:
-        _stop_gateways(base / "run")
+        stop_gateways(base / "run")
         shutil.rmtree(base, ignore_errors=True)
-
-
-def _stop_gateways(runtime_dir: Path) -> None:
-    """The supervisor detaches (PID 1 reaps it in a container); here the test stops it."""
-    needle = f"CORPNET_RUNTIME_DIR={runtime_dir}".encode()
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit() or int(proc.name) == os.getpid():
-            continue
-        try:
-            if needle in (proc / "environ").read_bytes().split(b"\0"):
-                os.kill(int(proc.name), signal.SIGTERM)
-        except OSError:
-            continue
 
 
 def test_agent_reaches_the_origin_and_never_reads_the_password(box: Path, ca: trustme.CA) -> None:

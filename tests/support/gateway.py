@@ -11,6 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import signal
+import socket
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -72,3 +75,41 @@ def running_gateway(env: Mapping[str, str], audit_dir: Path) -> Iterator[Running
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
         loop.close()
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def gateway_pids(runtime_dir: Path) -> tuple[list[int], list[int]]:
+    """(supervisors, workers) serving ``runtime_dir``: root's, and the gateway user's.
+
+    `corpnet run` detaches the supervisor (PID 1 reaps it in a container); on the
+    host the tests find it by the runtime directory in its environment.
+    """
+    needle = f"CORPNET_RUNTIME_DIR={runtime_dir}".encode()
+    supervisors, workers = [], []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            if b"gateway" not in (proc / "cmdline").read_bytes():
+                continue
+            if needle not in (proc / "environ").read_bytes().split(b"\0"):
+                continue
+            uid = proc.stat().st_uid
+        except OSError:
+            continue
+        (supervisors if uid == 0 else workers).append(int(proc.name))
+    return supervisors, workers
+
+
+def stop_gateways(runtime_dir: Path) -> None:
+    """Kill every gateway process serving ``runtime_dir``."""
+    supervisors, workers = gateway_pids(runtime_dir)
+    for pid in [*supervisors, *workers]:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
