@@ -76,7 +76,7 @@ RUN apt-get update \
         libc6-dev libkrb5-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY pyproject.toml README.md* ./
+COPY pyproject.toml README.md* LICENSE ./
 COPY entrypoint/ entrypoint/
 # pip (Debian's) reads the CA bundle and proxy `corpnet build` hands to this
 # stage through PIP_CERT and the proxy build arguments. /wheels gets corpnet

@@ -60,7 +60,10 @@ def content_hash(paths: Iterable[Path], *extra: str) -> str:
 def base_inputs_hash() -> str:
     """What corpnet-base is built from (the allowlist in .dockerignore)."""
     return content_hash(
-        [REPO / n for n in ("Dockerfile", ".dockerignore", "pyproject.toml", "README.md")]
+        [
+            REPO / n
+            for n in ("Dockerfile", ".dockerignore", "pyproject.toml", "README.md", "LICENSE")
+        ]
         + [REPO / "entrypoint", REPO / "images/base"]
     )
 
