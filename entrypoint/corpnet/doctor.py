@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from corpnet.config import Settings
 from corpnet.errors import ConfigErrors, CorpnetError
 from corpnet.reach import _report
 from corpnet.reach._model import ClientIdentity, Report
+
+if TYPE_CHECKING:
+    from corpnet.reach._chain import Finding as ChainFinding
 
 Level = Literal["ok", "info", "warning", "error"]
 DEFAULT_TIMEOUT = 15.0  # doctor answers now; the entrypoint's wait uses CORPNET_WAIT_TIMEOUT
@@ -265,3 +268,36 @@ def _reach(  # noqa: PLR0917 - private helper of run()
         raise
     except CorpnetError as e:
         result.errors("reachability", e)
+        return
+    _discovery(result, result.report.discovered)
+
+
+_WHAT = {
+    "inspection": "a TLS-inspecting proxy re-signs",
+    "server-ca": "a private CA corpnet does not trust signs",
+    "intermediate-missing": "an intermediate CA is missing from the chain of",
+}
+
+
+def _discovery(result: DoctorResult, findings: Sequence[ChainFinding]) -> None:
+    """One block per untrusted issuer: who it signs, its fingerprint, how to get it."""
+    groups: dict[tuple[str, str], list[ChainFinding]] = {}
+    for f in findings:
+        groups.setdefault((f.verdict, f.ca_name), []).append(f)
+    section = "discovery"
+    for (verdict, name), group in groups.items():
+        hosts = ", ".join(f.presented.target for f in group)
+        result.add(section, "error", f"{_WHAT[verdict]} {hosts}: CA {name!r}")
+        ca, first = group[0].ca, group[0].presented.target
+        if ca is None:
+            result.add(section, "info", "the host did not send it: ask for it by that name")
+            continue
+        role = ca.role + (f" (its root {ca.issuer!r} was not sent)" if group[0].needs_root else "")
+        result.add(section, "info", f"SHA-256 {ca.fingerprint}")
+        result.add(section, "info", f"{role}, {ca.validity()}")
+        result.add(
+            section,
+            "info",
+            f"corpnet trust --discover {first} --out FILE writes it; compare the fingerprint, "
+            "then mount FILE under /etc/corpnet/ca.d",
+        )

@@ -47,8 +47,9 @@ def fast_path(argv: Sequence[str]) -> tuple[str, dict[str, Any]] | None:
     if name == "init" and not rest:
         return "init", {}
     if name == "trust" and len(set(rest)) == len(rest) and set(rest) <= set(_TRUST_FLAGS):
-        params = dict.fromkeys(_TRUST_FLAGS.values(), False)
+        params: dict[str, Any] = dict.fromkeys(_TRUST_FLAGS.values(), False)
         params.update({_TRUST_FLAGS[flag]: True for flag in rest})
+        params.update(discover=None, out=None)  # click's defaults: --discover goes to click
         return "trust", params
     return None
 
@@ -65,7 +66,8 @@ def _run_fast(name: str, params: dict[str, Any]) -> None:
     else:
         from corpnet.cli._trust import run
 
-        run(**params, environ=os.environ)
+        flags = {name: params[name] for name in _TRUST_FLAGS.values()}
+        run(**flags, environ=os.environ)
 
 
 def __getattr__(name: str) -> Any:

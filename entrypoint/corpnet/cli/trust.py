@@ -8,10 +8,12 @@ which imports no click, so the container start path can skip click's import
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import click
 
 from corpnet.cli._trust import run
+from corpnet.errors import UsageError
 
 
 @click.command()
@@ -22,7 +24,20 @@ from corpnet.cli._trust import run
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the per-file report as JSON.")
 @click.option("--env", "as_env", is_flag=True, help="Print the CA variables as `export` lines.")
-def trust(strict: bool, as_json: bool, as_env: bool) -> None:
+@click.option(
+    "--discover",
+    metavar="HOST[:PORT]",
+    help="Fetch the chain HOST presents along the agent's route, without trusting it, and "
+    "write its CA certificate to --out; prints the SHA-256 fingerprint to check.",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="With --discover: the PEM file to write (mount it under ca.d once checked).",
+)
+def trust(
+    strict: bool, as_json: bool, as_env: bool, discover: str | None, out: Path | None
+) -> None:
     """Merge mounted CA certificates into one bundle, a hashed dir and a JVM store.
 
     Reads every file under /etc/corpnet/ca.d/ (CORPNET_CONFIG_DIR), then
@@ -33,5 +48,24 @@ def trust(strict: bool, as_json: bool, as_env: bool) -> None:
     in /etc (CORPNET_SYSTEM_STORE=off to prevent it). Exit codes: 0 ok
     (warnings included), 64 usage, 65 unusable CA file, 77 permissions,
     78 configuration.
+
+    With --discover HOST[:PORT] --out FILE it merges nothing: it writes the CA
+    certificate HOST presents (its root, or the top of the chain sent) to FILE
+    and prints its fingerprint; the user checks it and mounts the file. Exit
+    codes: 0 written, 64 usage, 65 no CA certificate sent, 69 or 78 the host
+    cannot be reached (the line says why), 77 FILE not writable.
     """
+    if discover is not None:
+        if strict or as_env:
+            raise UsageError("--discover takes only --out and --json", hint="drop --strict/--env")
+        if out is None:
+            raise UsageError(
+                "--discover needs --out FILE", hint="corpnet trust --discover HOST --out ca.pem"
+            )
+        from corpnet.cli._discover import run as discover_run
+
+        discover_run(discover, out, as_json=as_json, environ=os.environ)
+        return
+    if out is not None:
+        raise UsageError("--out goes with --discover", hint="corpnet trust --discover HOST --out F")
     run(strict=strict, as_json=as_json, as_env=as_env, environ=os.environ)

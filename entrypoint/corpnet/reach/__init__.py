@@ -22,22 +22,26 @@ out, raises on failure), :func:`check` (the same without settings), and
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import random
 import ssl
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from corpnet.config import ReachSettings
 from corpnet.errors import DataError, ExitCode, UnreachableError
 from corpnet.reach import _probe as probe_mod
-from corpnet.reach._diagnose import Context, Diagnosis, Stage
+from corpnet.reach._diagnose import Context, Diagnosis, ProbeFailure, Stage
 from corpnet.reach._diagnose import timeout as timeout_diagnosis
 from corpnet.reach._model import ClientIdentity, HostResult, Report, Target
 from corpnet.reach._probe import Plan, Proxy, Resolver
 from corpnet.reach._retry import Clock, Events, Prober, RetryPolicy, Route, Silent, Sleep
 from corpnet.reach._signals import Interrupted, exit_on_signals, run_interruptible
+
+if TYPE_CHECKING:
+    from corpnet.reach._discover import Discovery
 
 __all__ = [
     "ClientIdentity",
@@ -52,6 +56,7 @@ __all__ = [
     "Stage",
     "Target",
     "check",
+    "discover",
     "exit_on_signals",
     "probe",
     "proxy_speaks_tls",
@@ -244,7 +249,14 @@ async def probe(
         rand=rand,
         events=events or Silent(),
     )
-    return await prober.run(wait_optional=wait_optional, fail_fast=fail_fast)
+    report = await prober.run(wait_optional=wait_optional, fail_fast=fail_fast)
+    if plan.describe_peer and any(r.status == "failed" for r in report.results):
+        # Imported here: it needs cryptography, which a start whose hosts answer never loads.
+        from corpnet.reach import _discover
+
+        now = dt.datetime.now(dt.UTC)
+        report = await _discover.refine(report, route=route, plan=plan, ca_pem=ca_pem, now=now)
+    return report
 
 
 def check(targets: Sequence[Target], **kwargs: Any) -> Report:
@@ -270,6 +282,47 @@ def proxy_speaks_tls(
             return timeout_diagnosis(ctx, Stage.PROXY_TLS, timeout)
 
     return run_interruptible(run(), doing=f"checking the proxy {proxy.redacted()}")
+
+
+def discover(
+    host: str, port: int, *, route: Route, ca_pem: bytes | None, timeout: float = 10.0
+) -> Discovery:
+    """The chain ``host:port`` presents along ``route``, captured without trusting it.
+
+    Nothing is trusted or written: the caller hands the CA over to the user.
+
+    Raises:
+        CorpnetError: the route failed (the probe's diagnosis and exit code), or no
+            chain arrived within ``timeout`` (69).
+    """
+    from corpnet.reach import _discover
+
+    ctx = Context(host, port)
+    plan = Plan(
+        server=tls_context(ca_pem), proxy_tls=tls_context(ca_pem), resolver=probe_mod.resolve
+    )
+
+    async def run() -> Discovery:
+        try:
+            return await _discover.discover(
+                host, port, route=route, plan=plan, ca_pem=ca_pem, timeout=timeout
+            )
+        except ProbeFailure as e:
+            raise _failure(ctx, e.diagnosis) from e
+        except TimeoutError as e:
+            raise _failure(ctx, timeout_diagnosis(ctx, Stage.TLS, timeout)) from e
+
+    return run_interruptible(run(), doing=f"fetching the certificates of {ctx.target}")
+
+
+def _failure(ctx: Context, d: Diagnosis) -> UnreachableError:
+    error = UnreachableError(
+        f"cannot fetch the certificates of {ctx.target}: {d.message}",
+        hint=d.fix.removesuffix("; retrying").removesuffix("retrying").rstrip() or "",
+        host=ctx.host,
+    )
+    error.exit_code = d.exit_code
+    return error
 
 
 # --- the pipeline stage ----------------------------------------------------------------

@@ -8,14 +8,19 @@ a known stage into a :class:`Diagnosis`. The probe (``_reach_probe``) raises
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 import errno
 import socket
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from corpnet.errors import ExitCode
+
+if TYPE_CHECKING:  # _chain imports cryptography: only a failed chain needs it
+    from corpnet.reach._chain import Cert, Finding, Presented
 
 # Where corporate CA certificates are mounted (the trust stage reads it).
 CA_DIR = "/etc/corpnet/ca.d"
@@ -404,15 +409,17 @@ def tls(  # noqa: PLR0911 - one return per diagnosis reads best
     if isinstance(error, ssl.SSLCertVerificationError):
         code = error.verify_code
         if code in _UNKNOWN_ISSUER:
+            # Which CA is missing (an inspecting proxy's, the server's own, an
+            # intermediate) needs the chains as evidence: ``_discover.refine``
+            # replaces this diagnosis once it has them.
             if of_proxy:
                 fix = f"mount the CA that signed the proxy's certificate under {CA_DIR}"
-            elif ctx.proxy:
-                fix = (
-                    f"the proxy inspects TLS with its own CA, which is missing: mount that CA "
-                    f"certificate (PEM) under {CA_DIR}"
-                )
             else:
-                fix = f"mount the CA that issued it (PEM) under {CA_DIR}"
+                fix = (
+                    f"`corpnet trust --discover {ctx.target} --out ca.pem` writes the CA it "
+                    f"presented; compare its fingerprint with its owners', then mount it under "
+                    f"{CA_DIR}"
+                )
             return Diagnosis(
                 "tls-unknown-issuer",
                 stage,
@@ -469,6 +476,105 @@ def tls(  # noqa: PLR0911 - one return per diagnosis reads best
         stage,
         f"TLS handshake with {name} failed ({reason or error})",
         "the server and corpnet share no protocol or cipher; ask the server's owners",
+        retryable=False,
+    )
+
+
+def untrusted_chain(ctx: Context, finding: Finding) -> Diagnosis:
+    """A chain no trusted CA anchors, explained from the chains presented (``_chain.explain``)."""
+    target, ca = ctx.target, finding.describe_ca()
+    discover = f"`corpnet trust --discover {target} --out {_out_name(finding)}`"
+    if finding.verdict == "intermediate-missing":
+        root = finding.trusted_by.subject if finding.trusted_by else "a trusted root"
+        return Diagnosis(
+            "tls-intermediate-missing",
+            Stage.TLS,
+            f"{target} sends an incomplete chain ({ctx.via}): the intermediate CA {ca} that "
+            f"issued its certificate is missing; its AIA URL serves it, signed by the trusted "
+            f"{root!r}",
+            f"the server's owners must send the intermediate with its certificate; until then "
+            f"{discover} writes it for you to mount under {CA_DIR}",
+            retryable=False,
+            exit_code=_CONFIG,
+        )
+    inspection = finding.verdict == "inspection"
+    who = "your IT department" if inspection else "the server's owners"
+    whose = "your IT department's" if inspection else "the server owners'"
+    if finding.ca is None:
+        get = (
+            f"ask {who} for the CA certificate {finding.ca_name!r}, compare its SHA-256 "
+            f"fingerprint with theirs, and mount it under {CA_DIR}"
+        )
+    elif finding.needs_root:
+        get = (
+            f"{discover} writes the intermediate it sent; ask {who} for its root "
+            f"{finding.ca.issuer!r} too, compare the SHA-256 fingerprints with theirs, and "
+            f"mount both under {CA_DIR}"
+        )
+    else:
+        get = (
+            f"{discover} writes it; compare its SHA-256 fingerprint with {whose}, then mount "
+            f"the file under {CA_DIR}"
+        )
+    if inspection:
+        evidence = (
+            f"the same CA signs {', '.join(finding.also)}"
+            if finding.also
+            else f"{ctx.host} is public: its own certificate comes from a public CA"
+        )
+        return Diagnosis(
+            "tls-inspection-ca-missing",
+            Stage.TLS,
+            f"a TLS-inspecting proxy re-signs {target} ({ctx.via}; {evidence}) with its CA "
+            f"{ca}, which corpnet does not trust",
+            get,
+            retryable=False,
+            exit_code=_CONFIG,
+        )
+    return Diagnosis(
+        "tls-server-ca-missing",
+        Stage.TLS,
+        f"the certificate of {target} is issued by the server's own CA {ca} ({ctx.via}; no "
+        "other host shows this issuer), which corpnet does not trust",
+        get,
+        retryable=False,
+        exit_code=_CONFIG,
+    )
+
+
+def _out_name(finding: Finding) -> str:
+    return {"inspection": "inspection-ca.pem", "intermediate-missing": "intermediate.pem"}.get(
+        finding.verdict, "server-ca.pem"
+    )
+
+
+def out_of_date(ctx: Context, cert: Cert, presented: Presented, now: dt.datetime) -> Diagnosis:
+    """A certificate in the chain of ``ctx.target`` is expired or not valid yet, with the skew."""
+    from corpnet.reach._chain import span
+
+    which = (
+        f"the certificate of {ctx.target}"
+        if cert is presented.leaf
+        else f"the CA certificate {cert.subject!r} in the chain of {ctx.target}"
+    )
+    clock = f"this machine's clock ({now:%Y-%m-%d %H:%M} UTC)"
+    if now > cert.not_after:
+        return Diagnosis(
+            "tls-certificate-expired",
+            Stage.TLS,
+            f"{which} expired on {cert.not_after:%Y-%m-%d %H:%M} UTC, "
+            f"{span(now - cert.not_after)} before {clock}",
+            "if the clock is right, the server's owners must renew it; if not, set the host's "
+            "time (containers share it)",
+            retryable=False,
+        )
+    return Diagnosis(
+        "tls-certificate-not-yet-valid",
+        Stage.TLS,
+        f"{which} is valid only from {cert.not_before:%Y-%m-%d %H:%M} UTC, "
+        f"{span(cert.not_before - now)} after {clock}",
+        "this clock is probably behind: set the host's time (NTP; containers share it); if it "
+        "is right, the certificate was issued for the future",
         retryable=False,
     )
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from corpnet.config import HostPort
 from corpnet.errors import ExitCode
 from corpnet.reach._diagnose import Diagnosis, Stage
+
+if TYPE_CHECKING:  # _chain imports cryptography: only a failed chain needs it
+    from corpnet.reach._chain import Cert, Finding
 
 # ready: the probe passed. failed: an error waiting cannot fix. timeout: still
 # failing (retryably) at the deadline. skipped: an optional host still being
@@ -69,6 +72,8 @@ class Report:
     elapsed: float
     timeout: float
     probe: str = "tls"
+    # The chains behind certificate failures, explained (``_discover.refine``).
+    discovered: tuple[Finding, ...] = ()
 
     @property
     def required(self) -> tuple[HostResult, ...]:
@@ -103,6 +108,7 @@ class Report:
             "timeout": self.timeout,
             "probe": self.probe,
             "hosts": [_result_json(r) for r in self.results],
+            "discovered": [finding_json(f) for f in self.discovered],
         }
 
 
@@ -127,4 +133,32 @@ def _result_json(r: HostResult) -> dict[str, object]:
             "retryable": d.retryable,
             "exit_code": int(d.exit_code),
         },
+    }
+
+
+def cert_json(c: Cert) -> dict[str, object]:
+    """One certificate as ``--json`` shows it."""
+    return {
+        "subject": c.subject,
+        "issuer": c.issuer,
+        "sha256": c.fingerprint,
+        "not_before": c.not_before.isoformat(),
+        "not_after": c.not_after.isoformat(),
+        "ca": c.ca,
+        "root": c.self_signed,
+    }
+
+
+def finding_json(f: Finding) -> dict[str, object]:
+    """One explained chain as ``--json`` shows it."""
+    return {
+        "host": f.presented.host,
+        "port": f.presented.port,
+        "verdict": f.verdict,
+        "ca_subject": f.ca_name,
+        "ca": cert_json(f.ca) if f.ca is not None else None,
+        "root_missing": f.ca.issuer if f.needs_root and f.ca is not None else None,
+        "also_signs": list(f.also),
+        "chain": [cert_json(c) for c in f.presented.certs],
+        "chain_complete": f.presented.complete,
     }
