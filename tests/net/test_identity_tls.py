@@ -118,7 +118,13 @@ def mounted(tmp_path: Path, ca: trustme.CA) -> Path:
 
 def apply(root: Path, ca: trustme.CA, env: Mapping[str, str]) -> identity.IdentityResult:
     settings = config.load(
-        {"CORPNET_CONFIG_DIR": str(root / "etc"), "CORPNET_RUNTIME_DIR": str(root / "run"), **env}
+        {
+            "CORPNET_CONFIG_DIR": str(root / "etc"),
+            "CORPNET_RUNTIME_DIR": str(root / "run"),
+            # The chain is verified at the start only when strict: here it must pass.
+            "CORPNET_STRICT": "1",
+            **env,
+        }
     )
     result = identity.apply(
         settings,

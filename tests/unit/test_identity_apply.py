@@ -146,7 +146,9 @@ def test_pkcs12_with_password(client: Client, root: Authority, issuing: Authorit
     key = private_key("rsa")
     leaf = make_leaf(issuing, key=key)
     client.write("client.p12", p12_bundle(key, leaf, [issuing.cert, root.cert], PASS))
-    result = apply(client, {"CORPNET_CLIENT_P12_PASSWORD": PASS}, roots=root.pem)
+    # CORPNET_STRICT: the chain is verified at the start too (and must pass).
+    env = {"CORPNET_CLIENT_P12_PASSWORD": PASS, "CORPNET_STRICT": "1"}
+    result = apply(client, env, roots=root.pem)
     assert result is not None
     out = client.root / "run" / "client"
     assert (result.cert, result.key, result.passphrase) == (out / "tls.crt", out / "tls.key", PASS)
@@ -332,3 +334,21 @@ def test_nothing_is_remembered_when_the_exported_key_is_the_users_own(
     assert result is not None
     assert "CORPNET_INPUT_CLIENT_KEY" not in result.exports.env
     assert "CORPNET_INPUT_CLIENT_CERT" not in result.exports.env
+
+
+def test_a_start_does_not_warn_about_a_client_ca_the_server_decides_on(
+    client: Client, root: Authority, issuing: Authority, log_lines: io.StringIO
+) -> None:
+    """Issue 15: a client CA that is not a server CA is the usual case, not a warning."""
+    key = private_key("ec")
+    client.write("tls.crt", cert_pem(make_leaf(issuing, key=key)))
+    client.write("tls.key", key_pem(key))
+    result = apply(client, roots=root.pem)  # the chain misses its intermediate
+    assert result is not None
+    assert result.warnings == []
+    chain = [c for c in result.report.checks if c.name == "chain"]
+    assert [(c.status, "the server decides" in c.detail) for c in chain] == [("skipped", True)]
+    # `corpnet identity` (check) still says it; --strict refuses it at the start.
+    assert "does not chain" in " ".join(w for w in client.check(roots=root.pem).warnings)
+    with pytest.raises(identity.ClientFileError, match="does not chain to a trusted CA"):
+        apply(client, {"CORPNET_STRICT": "1"}, roots=root.pem)

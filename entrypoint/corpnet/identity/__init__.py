@@ -24,8 +24,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
@@ -52,6 +52,9 @@ from corpnet.identity._keys import (
     KeyPassphraseError,
     LoadedKey,
 )
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 __all__ = [
     "Check",
@@ -149,9 +152,8 @@ def _anchors(
     try:
         if present(s.ca):
             ca = read(s.ca, role="Client CA", variable=None)
-            anchors.append(
-                (f"ca.crt {s.ca}", _keys.load_chain(ca.data, ca.path, role="Client CA file"))
-            )
+            certs = _keys.load_chain(ca.data, ca.path, role="Client CA file")
+            anchors.append((f"ca.crt {s.ca}", [c.x509() for c in certs]))
     except (ClientFileError, IdentityConfigError, ClientKeyPermissionError) as e:
         # Only the chain check needs it, and that check is advisory: say so, go on.
         checks.append(Check("ca", "warning", f"{e}; ignored"))
@@ -167,15 +169,24 @@ def _run(
     now: datetime,
     uid: int,
     gids: frozenset[int],
+    verify_chain: bool,
 ) -> tuple[Identity, IdentityReport] | None:
     inputs = resolve_inputs(s)
     if inputs is None:
         return None
     checks: list[Check] = []
     ident = _load(s, inputs, uid=uid, gids=gids, checks=checks)
-    anchors = _anchors(s, roots_pem, checks)
+
+    def anchors() -> list[tuple[str, list[x509.Certificate]]]:
+        return _anchors(s, roots_pem, checks)
+
     report = inspect(
-        ident, anchors=anchors, now=now, warn_days=s.warn_days, strict=s.strict, checks=checks
+        ident,
+        anchors=anchors if verify_chain else None,
+        now=now,
+        warn_days=s.warn_days,
+        strict=s.strict,
+        checks=checks,
     )
     return ident, report
 
@@ -200,7 +211,7 @@ def check(
         ClientFileError (65), ClientKeyPermissionError (77), IdentityConfigError or
         KeyPassphraseError (78). Warnings are in the report.
     """
-    done = _run(settings, roots_pem=roots_pem, now=now, uid=uid, gids=gids)
+    done = _run(settings, roots_pem=roots_pem, now=now, uid=uid, gids=gids, verify_chain=True)
     return done[1] if done is not None else None
 
 
@@ -242,7 +253,9 @@ def apply(
     s = settings.identity
     uid, gid = owner if owner is not None else (os.getuid(), os.getgid())
     gids = frozenset(groups) | {gid} if groups is not None else agent_groups(uid, gid)
-    done = _run(s, roots_pem=roots_pem, now=now, uid=uid, gids=gids)
+    # At a start the chain is verified only with --strict: a client CA that is not
+    # a server CA is the usual case, and the server decides (`corpnet identity` says more).
+    done = _run(s, roots_pem=roots_pem, now=now, uid=uid, gids=gids, verify_chain=s.strict)
     client_dir = runtime_dir / filesmod.CLIENT_DIR
     try:
         if done is None:

@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
-from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from corpnet.identity import _chain, _keys
+from corpnet.identity import _keys
+from corpnet.identity._cert import ANY_EKU, CLIENT_AUTH, EKU_NAMES, ClientCert
 from corpnet.identity._files import Inputs, Source
 from corpnet.identity._keys import ClientFileError
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 Status = Literal["ok", "warning", "skipped"]
 _Warn = Callable[[str, str], None]
@@ -38,10 +40,7 @@ class IdentityReport:
     source: Source
     cert_path: Path
     key_path: Path  # for PKCS#12: the bundle
-    subject: str
-    issuer: str
-    sans: tuple[str, ...]
-    serial: str
+    leaf: ClientCert = field(repr=False)
     not_before: datetime
     not_after: datetime
     days_left: int
@@ -53,6 +52,28 @@ class IdentityReport:
     intermediates: int
     checks: tuple[Check, ...]
     warnings: tuple[str, ...]
+
+    # Names are only shown (`corpnet identity`, doctor): cryptography.x509 is
+    # imported when one is asked for, never by a start.
+    @cached_property
+    def _x509(self) -> x509.Certificate:
+        return self.leaf.x509()
+
+    @property
+    def subject(self) -> str:
+        return self._x509.subject.rfc4514_string()
+
+    @property
+    def issuer(self) -> str:
+        return self._x509.issuer.rfc4514_string()
+
+    @property
+    def sans(self) -> tuple[str, ...]:
+        return _sans(self._x509)
+
+    @property
+    def serial(self) -> str:
+        return f"{self._x509.serial_number:x}"
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready form (``corpnet identity --json``)."""
@@ -89,7 +110,7 @@ class Identity:
     """A parsed identity, before outputs are written."""
 
     inputs: Inputs
-    chain: list[x509.Certificate]
+    chain: list[ClientCert]
     key: PrivateKeyTypes
     key_format: str
     encrypted: bool
@@ -99,7 +120,7 @@ class Identity:
 def inspect(
     ident: Identity,
     *,
-    anchors: list[tuple[str, list[x509.Certificate]]],
+    anchors: Callable[[], list[tuple[str, list[x509.Certificate]]]] | None,
     now: datetime,
     warn_days: int,
     strict: bool,
@@ -145,7 +166,7 @@ def inspect(
     if isinstance(ident.key, rsa.RSAPrivateKey) and key_bits < 2048:
         warn("key", f"Client key {key_path} is RSA {key_bits}: most servers require 2048 bits")
 
-    not_before, not_after = leaf.not_valid_before_utc, leaf.not_valid_after_utc
+    not_before, not_after = leaf.not_before, leaf.not_after
     if now < not_before:
         raise ClientFileError(
             f"Client certificate {cert_path} is not valid before {_iso(not_before)}",
@@ -178,10 +199,7 @@ def inspect(
         source=ident.inputs.source,
         cert_path=cert_path,
         key_path=key_path,
-        subject=leaf.subject.rfc4514_string(),
-        issuer=leaf.issuer.rfc4514_string(),
-        sans=_sans(leaf),
-        serial=f"{leaf.serial_number:x}",
+        leaf=leaf,
         not_before=not_before,
         not_after=not_after,
         days_left=days_left,
@@ -197,21 +215,17 @@ def inspect(
 
 
 def _check_usage(
-    leaf: x509.Certificate,
+    leaf: ClientCert,
     cert_path: Path,
     checks: list[Check],
     warn: _Warn,
 ) -> None:
-    try:
-        eku = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-    except x509.ExtensionNotFound:
+    if leaf.eku is None:
         checks.append(Check("usage", "ok", "no extended key usage: any purpose"))
     else:
-        usages = list(eku)
-        if ExtendedKeyUsageOID.CLIENT_AUTH not in usages and (
-            ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE not in usages
-        ):
-            names = ", ".join(getattr(u, "_name", u.dotted_string) for u in usages)
+        usages = leaf.eku
+        if CLIENT_AUTH not in usages and ANY_EKU not in usages:
+            names = ", ".join(EKU_NAMES.get(u, u) for u in usages)
             raise ClientFileError(
                 f"Client certificate {cert_path} is not for client authentication "
                 f"(extended key usage: {names})",
@@ -220,17 +234,17 @@ def _check_usage(
                 path=cert_path,
             )
         checks.append(Check("usage", "ok", "extended key usage includes clientAuth"))
-    with contextlib.suppress(x509.ExtensionNotFound):
-        ku = leaf.extensions.get_extension_for_class(x509.KeyUsage).value
-        if not ku.digital_signature:
-            warn(
-                "usage",
-                f"Client certificate {cert_path} has a key usage without digitalSignature: "
-                "TLS 1.3 servers may reject it",
-            )
+    if leaf.digital_signature is False:
+        warn(
+            "usage",
+            f"Client certificate {cert_path} has a key usage without digitalSignature: "
+            "TLS 1.3 servers may reject it",
+        )
 
 
 def _sans(leaf: x509.Certificate) -> tuple[str, ...]:
+    from cryptography import x509
+
     try:
         san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
@@ -253,16 +267,29 @@ def _sans(leaf: x509.Certificate) -> tuple[str, ...]:
 
 
 def _check_chain(
-    chain: list[x509.Certificate],
+    chain: list[ClientCert],
     cert_path: Path,
     *,
-    anchors: list[tuple[str, list[x509.Certificate]]],
+    anchors: Callable[[], list[tuple[str, list[x509.Certificate]]]] | None,
     now: datetime,
     strict: bool,
     checks: list[Check],
     warn: _Warn,
 ) -> None:
-    usable = [(label, certs) for label, certs in anchors if certs]
+    if anchors is None:
+        # A client CA that is not a server CA is the usual case: the server decides.
+        checks.append(
+            Check(
+                "chain",
+                "skipped",
+                "not verified at start (the server decides; `corpnet identity` or "
+                "CORPNET_STRICT=1 verifies it)",
+            )
+        )
+        return
+    from corpnet.identity import _chain
+
+    usable = [(label, certs) for label, certs in anchors() if certs]
     if not usable:
         if strict:
             raise ClientFileError(
@@ -273,7 +300,8 @@ def _check_chain(
             )
         checks.append(Check("chain", "skipped", "no ca.crt and no trust bundle to verify against"))
         return
-    outcome = _chain.verify(chain[0], chain[1:], usable, now=now)
+    certs = [c.x509() for c in chain]
+    outcome = _chain.verify(certs[0], certs[1:], usable, now=now)
     if outcome.ok:
         checks.append(Check("chain", "ok", outcome.detail))
         return

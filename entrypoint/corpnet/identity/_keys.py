@@ -17,16 +17,20 @@ import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
-from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.utils import CryptographyDeprecationWarning
 
 from corpnet.errors import ConfigError, DataError, PermissionDeniedError
+from corpnet.identity._cert import ClientCert, from_pem_block, parse
+from corpnet.trust._der import DerError
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 # Names of the variables, for messages (not secrets).
 PASSPHRASE_VARIABLES = "CLAUDE_CODE_CLIENT_KEY_PASSPHRASE or CORPNET_CLIENT_KEY_PASSPHRASE_FILE"  # noqa: S105
@@ -66,7 +70,7 @@ class LoadedP12:
     """What a PKCS#12 bundle held."""
 
     key: PrivateKeyTypes
-    chain: list[x509.Certificate]  # leaf first, then the intermediates it carried
+    chain: list[ClientCert]  # leaf first, then the intermediates it carried
     password_protected: bool
     password_unneeded: bool  # a password was configured but the bundle has none
 
@@ -80,9 +84,7 @@ def _empty(data: bytes) -> bool:
     return not data.strip()
 
 
-def load_chain(
-    data: bytes, path: Path, *, role: str = "Client certificate"
-) -> list[x509.Certificate]:
+def load_chain(data: bytes, path: Path, *, role: str = "Client certificate") -> list[ClientCert]:
     """Parse a PEM certificate chain, leaf first; raise :class:`ClientFileError`."""
     if _empty(data):
         raise ClientFileError(
@@ -112,11 +114,11 @@ def load_chain(
             "then its intermediates",
             path=path,
         )
-    certs: list[x509.Certificate] = []
+    certs: list[ClientCert] = []
     for i, match in enumerate(_PEM_CERT.finditer(data)):
         try:
-            certs.append(_load_cert(match.group(0)))
-        except ValueError as e:
+            certs.append(from_pem_block(match.group(0)))
+        except (DerError, ValueError) as e:
             raise ClientFileError(
                 f"{role} {path}: certificate #{i + 1} in the file is corrupt",
                 hint="re-export the chain as PEM (openssl x509 -in FILE -out FILE.pem per block)",
@@ -132,7 +134,10 @@ def load_chain(
 
 
 def load_anchors(data: bytes) -> list[x509.Certificate]:
-    """Every parseable certificate in a bundle; broken blocks are skipped (trust decides)."""
+    """Every parseable certificate in a bundle; broken blocks are skipped (trust decides).
+
+    Only the chain verification (``--strict``, ``corpnet identity``) needs these.
+    """
     anchors = []
     for match in _PEM_CERT.finditer(data):
         try:
@@ -148,6 +153,8 @@ def _load_cert(pem: bytes) -> x509.Certificate:
     # problem here, and a warning on stderr at every start would be noise.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        from cryptography import x509
+
         return x509.load_pem_x509_certificate(pem)
 
 
@@ -289,6 +296,8 @@ def load_p12(data: bytes, path: Path, *, password: str | None) -> LoadedP12:
             "bundle with openssl pkcs12 -export -in tls.crt -inkey tls.key -out client.p12",
             path=path,
         )
+    from cryptography.hazmat.primitives.serialization import pkcs12  # imports x509: only here
+
     unneeded = False
     try:
         bundle = pkcs12.load_pkcs12(data, password.encode("utf-8") if password else None)
@@ -332,9 +341,19 @@ def load_p12(data: bytes, path: Path, *, password: str | None) -> LoadedP12:
             "-in tls.crt -inkey tls.key -out client.p12",
             path=path,
         )
-    extra = [c.certificate for c in bundle.additional_certs]
+    try:
+        leaf, *extra = (
+            parse(c.public_bytes(serialization.Encoding.DER))
+            for c in [bundle.cert.certificate, *(c.certificate for c in bundle.additional_certs)]
+        )
+    except DerError as e:
+        raise ClientFileError(
+            f"PKCS#12 bundle {path} holds a certificate OpenSSL cannot read ({e})",
+            hint="re-export the bundle from the certificate and key as PEM files",
+            path=path,
+        ) from e
     # Roots carried in the bundle are not sent in a handshake (the server has its own).
-    chain = [bundle.cert.certificate, *(c for c in extra if not is_self_issued(c))]
+    chain = [leaf, *(c for c in extra if not c.self_issued)]
     return LoadedP12(
         key=bundle.key,
         chain=chain,
@@ -343,9 +362,9 @@ def load_p12(data: bytes, path: Path, *, password: str | None) -> LoadedP12:
     )
 
 
-def is_self_issued(cert: x509.Certificate) -> bool:
+def is_self_issued(cert: ClientCert) -> bool:
     """Is ``cert`` a root (issuer == subject)?"""
-    return cert.issuer == cert.subject
+    return cert.self_issued
 
 
 def spki(key: PrivateKeyTypes) -> bytes:
@@ -355,11 +374,9 @@ def spki(key: PrivateKeyTypes) -> bytes:
     )
 
 
-def cert_spki(cert: x509.Certificate) -> bytes:
+def cert_spki(cert: ClientCert) -> bytes:
     """The DER SubjectPublicKeyInfo of a certificate."""
-    return cert.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+    return cert.spki
 
 
 def describe_key(key: PrivateKeyTypes) -> tuple[str, int]:
@@ -377,14 +394,14 @@ def describe_key(key: PrivateKeyTypes) -> tuple[str, int]:
     return type(key).__name__, 0
 
 
-def fingerprint(cert: x509.Certificate) -> str:
+def fingerprint(cert: ClientCert) -> str:
     """SHA-256 fingerprint, colon-separated upper-case hex (as openssl prints it)."""
-    return cert.fingerprint(hashes.SHA256()).hex(":").upper()
+    return cert.fingerprint
 
 
-def pem_chain(chain: list[x509.Certificate]) -> bytes:
+def pem_chain(chain: list[ClientCert]) -> bytes:
     """The chain as PEM, leaf first."""
-    return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in chain)
+    return b"".join(c.pem for c in chain)
 
 
 def pem_key(key: PrivateKeyTypes, passphrase: str | None) -> bytes:

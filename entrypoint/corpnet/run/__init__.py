@@ -229,6 +229,9 @@ def wait_stage(prepared: Prepared) -> Report | None:
     ``corpnet.reach`` (asyncio, ssl, tenacity) is imported only here, so a
     start that does not wait never pays for it.
     """
+    if prepared.settings.reach.wait == "off":
+        logmod.get().info("CORPNET_WAIT=off: not probing the allowlisted hosts")
+        return None
     from corpnet import reach
 
     ident = prepared.identity

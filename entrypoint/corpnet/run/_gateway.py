@@ -43,6 +43,8 @@ def wanted(
     proxied = upstream.https is not None or upstream.http is not None or upstream.all is not None
     if not proxied and not any(environ.get(name, "").strip() for name in _TRIGGERS):
         return None
+    if environ.get("CORPNET_GATEWAY", "").strip().lower() == "off":
+        return None  # the gateway's other variables do not matter then (nor its imports)
     from corpnet import gateway
 
     gw = gateway.load_settings(environ, config_dir=settings.config_dir)
