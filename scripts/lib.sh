@@ -3,8 +3,31 @@
 # to do. Nothing here names a registry or mirror host: apt's own sources are
 # read at run time.
 
-step() { printf '\n==> %s\n' "$*" >&2; }
+# Each step says how long the run has taken so far (bash's SECONDS).
+step() { printf '\n==> [%s] %s\n' "$(elapsed "$SECONDS")" "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+elapsed() { printf '%dm%02ds' $(($1 / 60)) $(($1 % 60)); }
+
+# Run "$@" (quiet by itself: apt, pip, npm) and say that it is still running:
+# every 15 s on a terminal, every 60 s into a log, so that a CI log stays short
+# and a person at a terminal never watches minutes of silence. Returns its code.
+with_heartbeat() {
+    local label=$1 every=60 start=$SECONDS pid rc=0 last
+    shift
+    [ -t 2 ] && every=15
+    last=$start
+    "$@" &
+    pid=$!
+    while kill -0 "$pid" 2>/dev/null; do
+        sleep 1
+        if [ $((SECONDS - last)) -ge "$every" ] && kill -0 "$pid" 2>/dev/null; then
+            last=$SECONDS
+            printf '    ... %s: still running, %s\n' "$label" "$(elapsed $((SECONDS - start)))" >&2
+        fi
+    done
+    wait "$pid" || rc=$?
+    return "$rc"
+}
 
 # Debian packages the tests drive for real.
 PACKAGES=(docker.io debootstrap squid nginx-light git curl openssl ca-certificates nodejs iproute2 nftables)
@@ -22,10 +45,12 @@ provision_packages() {
     [ ${#missing[@]} -eq 0 ] && return 0
     step "apt-get install ${missing[*]}"
     [ "$(id -u)" = 0 ] || die "missing Debian packages ${missing[*]}: run as root, or install them first"
-    apt-get update -qq || die "apt-get update failed: check the apt sources and the network"
+    with_heartbeat "apt-get update" apt-get update -qq \
+        || die "apt-get update failed: check the apt sources and the network"
     # Services must not start at install time: the tests start their own.
     printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
+    DEBIAN_FRONTEND=noninteractive with_heartbeat "apt-get install" \
+        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
         || die "apt-get install ${missing[*]} failed"
     rm -f /usr/sbin/policy-rc.d
 }
@@ -39,8 +64,9 @@ provision_venv() {
     step "virtual environment .venv (pip install -e .[test])"
     command -v python3 >/dev/null || die "python3 is missing: install Python 3.11 or newer"
     python3 -m venv .venv || die "python3 -m venv failed: install the python3-venv package"
-    .venv/bin/pip install -q --upgrade pip >/dev/null
-    .venv/bin/pip install -q -e '.[test]' || die "pip install failed: check the package index is reachable"
+    with_heartbeat "pip install --upgrade pip" .venv/bin/pip install -q --upgrade pip >/dev/null
+    with_heartbeat "pip install -e .[test]" .venv/bin/pip install -q -e '.[test]' \
+        || die "pip install failed: check the package index is reachable"
     echo "$want" > "$stamp"
 }
 
@@ -87,15 +113,17 @@ provision_linters() {
     if [ ${#apt[@]} -gt 0 ]; then
         [ "$(id -u)" = 0 ] || die "missing ${apt[*]}: apt-get install ${apt[*]}"
         step "apt-get install ${apt[*]}"
-        apt-get update -qq || die "apt-get update failed: check the apt sources and the network"
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${apt[@]}" >/dev/null \
+        with_heartbeat "apt-get update" apt-get update -qq \
+            || die "apt-get update failed: check the apt sources and the network"
+        DEBIAN_FRONTEND=noninteractive with_heartbeat "apt-get install" \
+            apt-get install -y -qq --no-install-recommends "${apt[@]}" >/dev/null \
             || die "apt-get install ${apt[*]} failed"
     fi
     [ "$(cat "$prefix/.corpnet-installed" 2>/dev/null)" = "$want" ] && return 0
     step "npm tools into $prefix: $want"
     mkdir -p "$prefix"
-    npm install --prefix "$prefix" --no-save --no-package-lock --no-audit --no-fund \
-        --loglevel=error "${NPM_TOOLS[@]}" >/dev/null \
+    with_heartbeat "npm install" npm install --prefix "$prefix" --no-save --no-package-lock \
+        --no-audit --no-fund --loglevel=error "${NPM_TOOLS[@]}" >/dev/null \
         || die "npm install ${NPM_TOOLS[*]} failed: check that the npm registry answers (npm config get registry) and that npm trusts it (npm config get cafile)"
     echo "$want" > "$prefix/.corpnet-installed"
 }

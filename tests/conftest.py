@@ -14,7 +14,13 @@ from pathlib import Path
 import pytest
 import trustme
 
+from support import progress
 from support.env import CliResult, CorpnetCli, is_corpnet_variable
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Image builds in session fixtures say they are running (support/progress.py).
+    progress.configure(config)
 
 
 @pytest.fixture(autouse=True)

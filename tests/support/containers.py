@@ -26,6 +26,7 @@ from typing import Any
 import trustme
 
 from corpnet import build as corpnet_build
+from support import progress
 from support.env import host_environ
 
 REPO = Path(__file__).resolve().parents[2]
@@ -116,14 +117,16 @@ def ensure_image(
             if t != tag:
                 with contextlib.suppress(Exception):
                     client.images.remove(t)
-    corpnet_build.build(
-        client,
-        context,
-        tag=tag,
-        inputs=inputs or corpnet_build.host_inputs(host_env()),
-        buildargs=dict(buildargs or {}),
-        quiet=True,
-    )
+    # A first run builds every image here, minutes of silence otherwise.
+    with progress.heartbeat(f"building {tag} (first run or changed inputs)"):
+        corpnet_build.build(
+            client,
+            context,
+            tag=tag,
+            inputs=inputs or corpnet_build.host_inputs(host_env()),
+            buildargs=dict(buildargs or {}),
+            quiet=True,
+        )
     return tag
 
 
