@@ -59,8 +59,12 @@ class Contents(NamedTuple):
     st: os.stat_result
 
 
-def read_regular(path: Path, limit: int) -> Contents:
+def read_regular(path: Path, limit: int, *, st: os.stat_result | None = None) -> Contents:
     """Read the regular file at ``path`` (links followed), at most ``limit`` bytes.
+
+    ``st`` is the path's stat (links followed) when the caller has just taken
+    it, listing a directory: it is checked as the stat this would take, before
+    the open, and the descriptor is checked again after it either way.
 
     Raises:
         InputFileError: ``path`` is not a regular file, is a symlink loop, or
@@ -68,7 +72,8 @@ def read_regular(path: Path, limit: int) -> Contents:
         OSError: as ``open`` raises it (FileNotFoundError, PermissionError, ...).
     """
     try:
-        _check(path, path.stat(), limit)  # before open: opening a device can have effects
+        # Before open: opening a device can have effects.
+        _check(path, path.stat() if st is None else st, limit)
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except OSError as e:
         if e.errno == errno.ELOOP:

@@ -22,6 +22,7 @@ same input rewrites nothing.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -32,12 +33,13 @@ from corpnet.config import Settings, TrustSettings
 from corpnet.environment import Exports
 from corpnet.errors import ConfigError, PermissionDeniedError
 from corpnet.trust import _system
-from corpnet.trust._inputs import InputFile, read_inputs
+from corpnet.trust._inputs import InputFile, iter_inputs, read_inputs
 from corpnet.trust._merge import (
     CertificateFileError,
     FileReport,
     Merged,
     TrustErrors,
+    bundle_names,
     file_warnings,
     hashed_names,
     merge,
@@ -180,7 +182,7 @@ def _merge_settings(
         ) from e
     merged = merge(
         system_pem,
-        read_inputs(trust),
+        iter_inputs(trust),
         now=now or dt.datetime.now(dt.UTC),
         system_name=str(source.path),
     )
@@ -274,43 +276,51 @@ def _write(
     pristine: Path | None,
     candidates: Sequence[Path] | None,
 ) -> TrustResult:
-    bundle_pem = merged.pem
+    # The bundle stays in pieces, one PEM block each, never joined: for ten
+    # thousand certificates each copy is ~12 MB (bench/trust.py bounds the peak).
+    pems = merged.pems
     bundle = runtime_dir / BUNDLE_NAME
     written: list[Path] = []
     try:
-        unchanged = bundle.read_bytes() == bundle_pem
+        unchanged = files.holds(bundle, pems)
     except OSError:
         unchanged = False
+    digest = hashlib.sha256()
+    for block in pems:
+        digest.update(block)
     cert_dir = runtime_dir / CERT_DIR_NAME
     names: list[str | None] = []
 
     def file_names() -> list[str | None]:  # hashing every subject is costly: once, lazily
         if not names:
-            names.extend(hashed_names(merged.ders, merged.subject_hashes))
+            names.extend(bundle_names(merged))
         return names
 
     from corpnet.trust import _certdir
 
-    if _certdir.write(cert_dir, merged.pems, file_names, bundle_pem):
+    if _certdir.write(cert_dir, pems, file_names, digest.hexdigest()):
         written.append(cert_dir)
     truststore: Path | None = None
     if jvm_present(env):
-        from corpnet.trust import _java  # hmac, shutil: only paid for with a JVM
+        from corpnet.trust import _java  # hmac: only paid for with a JVM
+        from corpnet.trust._pem import pem_decode
 
         truststore = runtime_dir / TRUSTSTORE_NAME
         # Written before the bundle: an unchanged bundle then proves the store is
         # current, and a restart skips building it.
         if not (unchanged and truststore.is_file()):
             aliases = [name or f"corpnet-{i}" for i, name in enumerate(file_names())]
-            if files.write_atomic(truststore, _java.truststore(merged.ders, aliases)):
+            store = _java.truststore_parts(map(pem_decode, pems), aliases)
+            if files.write_atomic(truststore, store):
                 written.append(truststore)
-    if files.write_atomic(bundle, bundle_pem):
+            del store
+    if files.write_atomic(bundle, pems):
         written.append(bundle)
     warnings = file_warnings(merged.files)
     system_updated = False
     if euid == 0 and settings.trust.system_store == "auto":
         update = _system.update(
-            bundle_pem,
+            pems,
             own_dirs=own,
             pristine=pristine or _system.PRISTINE,
             candidates=candidates if candidates is not None else _system.DISTRO_BUNDLES,
@@ -325,7 +335,7 @@ def _write(
         warnings=warnings,
         system_store_updated=system_updated,
         truststore=truststore,
-        certificates=len(merged.ders),
+        certificates=len(pems),
         system_certificates=merged.system_count,
         system_source=source.path,
         written=tuple(written),

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -31,16 +30,16 @@ def _remove_tree(path: Path) -> None:
 
 
 def write(
-    link: Path, pems: Sequence[bytes], names: Callable[[], Sequence[str | None]], bundle: bytes
+    link: Path, pems: Sequence[bytes], names: Callable[[], Sequence[str | None]], digest: str
 ) -> bool:
     """Make ``link`` a hashed directory of ``pems``; return False when already current.
 
     ``names`` computes the ``HHHHHHHH.N`` file names (None: leave that one out);
     it is only called when the directory must be (re)built, since hashing every
-    subject is the costly part.
+    subject is the costly part. ``digest`` (hex) names the bundle the PEM blocks make.
     """
     parent = link.parent
-    name = f".{link.name}-{hashlib.sha256(bundle).hexdigest()[:16]}"
+    name = f".{link.name}-{digest[:16]}"
     target = parent / name
     with contextlib.suppress(OSError):
         if str(link.readlink()) == name and _intact(target):

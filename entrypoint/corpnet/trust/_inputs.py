@@ -26,9 +26,10 @@ CA_D = "ca.d"
 # The variable that decides where ca.d is, named when something in it is wrong.
 CA_D_VARIABLE = "CORPNET_CONFIG_DIR"
 
-# One file to read: its path, the source ("ca.d" or a variable), and whether a
-# directory listing found it (rather than the variable naming it).
-_Found = tuple[Path, str, bool]
+# One file to read: its path, the source ("ca.d" or a variable), whether a
+# directory listing found it (rather than the variable naming it), and its stat
+# (links followed; None when that failed, e.g. a symlink loop).
+_Found = tuple[Path, str, bool, os.stat_result | None]
 
 
 class InputFile(NamedTuple):
@@ -42,6 +43,14 @@ class InputFile(NamedTuple):
 
 def read_inputs(trust: TrustSettings) -> list[InputFile]:
     """Read every CA input in order; a file reached twice is read once."""
+    return list(iter_inputs(trust))
+
+
+def iter_inputs(trust: TrustSettings) -> Iterator[InputFile]:
+    """:func:`read_inputs` one file at a time: every file is found first, then each is read.
+
+    A merge that consumes this holds one file's bytes at a time, not all of them.
+    """
     found: list[_Found] = []
     errors: list[InputFile] = []
     if trust.ca_dir.is_dir():
@@ -54,24 +63,27 @@ def read_inputs(trust: TrustSettings) -> list[InputFile]:
         found += _named(path, "CORPNET_CA_DIRS", errors)
     if trust.node_extra_ca_certs is not None:
         found += _named(trust.node_extra_ca_certs, "NODE_EXTRA_CA_CERTS", errors)
-    result: list[InputFile] = list(errors)
-    read: set[str] = set()
-    for path, source, listed in found:
-        real = os.path.realpath(path)
-        if real in read:
+    yield from errors
+    # The same file reached twice (a symlink, two variables, a hard link) is one
+    # device and inode: comparing those costs nothing, where os.path.realpath
+    # costs an lstat per path component, for each of thousands of files.
+    read: set[tuple[int, int] | str] = set()
+    for path, source, listed, st in found:
+        key = (st.st_dev, st.st_ino) if st is not None else os.path.realpath(path)
+        if key in read:
             continue
-        read.add(real)
-        result.append(_read(path, source, listed=listed))
-    return result
+        read.add(key)
+        yield _read(path, source, listed=listed, st=st)
 
 
-def _walk(root: Path, seen: set[str] | None = None) -> Iterator[Path]:
+def _walk(root: Path, seen: set[str] | None = None) -> Iterator[tuple[Path, os.stat_result | None]]:
     """Entries under ``root`` sorted by name, following symlinks, skipping ``..*``.
 
-    Everything but a directory is yielded, FIFOs and devices included, so that
-    reading refuses them by name (:func:`corpnet.inputs.read_regular`) rather
-    than this walk skipping them unseen. Dangling symlinks are skipped: in a
-    Kubernetes volume they are keys the volume no longer has.
+    Everything but a directory is yielded, with its stat (None for a symlink
+    loop), FIFOs and devices included, so that reading refuses them by name
+    (:func:`corpnet.inputs.read_regular`) rather than this walk skipping them
+    unseen. Dangling symlinks are skipped: in a Kubernetes volume they are keys
+    the volume no longer has.
     """
     seen = seen if seen is not None else {os.path.realpath(root)}
     with os.scandir(root) as it:
@@ -81,26 +93,27 @@ def _walk(root: Path, seen: set[str] | None = None) -> Iterator[Path]:
         # real files, each key is a symlink into them; reading both triples a CA.
         if entry.name.startswith(".."):
             continue
+        st: os.stat_result | None
         try:
-            is_dir = stat.S_ISDIR(entry.stat().st_mode)
+            st = entry.stat()
         except FileNotFoundError:
             continue  # a dangling symlink
         except OSError as e:
             if e.errno != errno.ELOOP:
                 raise
-            is_dir = False  # a symlink loop: read() names it
-        if is_dir:
+            st = None  # a symlink loop: read() names it
+        if st is not None and stat.S_ISDIR(st.st_mode):
             real = os.path.realpath(entry.path)
             if real not in seen:  # a symlink loop
                 seen.add(real)
                 yield from _walk(Path(entry.path), seen)
         else:
-            yield Path(entry.path)
+            yield Path(entry.path), st
 
 
 def _tree(root: Path, source: str, errors: list[InputFile]) -> list[_Found]:
     try:
-        return [(p, source, True) for p in _walk(root)]
+        return [(p, source, True, st) for p, st in _walk(root)]
     except OSError as e:  # a directory we may not list
         error = PermissionDeniedError(
             f"cannot list CA directory {e.filename or root} as uid {os.geteuid()}",
@@ -114,8 +127,12 @@ def _tree(root: Path, source: str, errors: list[InputFile]) -> list[_Found]:
 def _named(path: Path, variable: str, errors: list[InputFile]) -> list[_Found]:
     if path.is_dir():
         return _tree(path, variable, errors)
-    if path.exists() or _is_loop(path):
-        return [(path, variable, False)]  # read() refuses what is not a regular file
+    try:
+        st: os.stat_result | None = path.stat()
+    except OSError:
+        st = None
+    if st is not None or _is_loop(path):
+        return [(path, variable, False, st)]  # read() refuses what is not a regular file
     error = ConfigError(
         f"{variable} names {path}, which does not exist",
         hint="mount the CA file there, or fix or unset the variable",
@@ -144,9 +161,10 @@ def _not_a_dir(path: Path, source: str, variable: str) -> InputFile:
     return InputFile(path, source, error=error)
 
 
-def _read(path: Path, source: str, *, listed: bool) -> InputFile:
+def _read(path: Path, source: str, *, listed: bool, st: os.stat_result | None) -> InputFile:
     try:
-        return InputFile(path, source, data=inputs.read_regular(path, inputs.CA_INPUT_LIMIT).data)
+        contents = inputs.read_regular(path, inputs.CA_INPUT_LIMIT, st=st)
+        return InputFile(path, source, data=contents.data)
     except inputs.InputFileError as e:
         error: CorpnetError = _refused(e, source, listed=listed)
     except PermissionError:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Sequence
+from collections.abc import Iterable
 from pathlib import Path
 
 # The JDK's default for cacerts: a truststore holds nothing secret.
@@ -39,12 +39,16 @@ _SHA256 = bytes.fromhex("0609608648016503040201")  # 2.16.840.1.101.3.4.2.1
 _NULL = b"\x05\x00"
 
 
+def _header(tag: int, size: int) -> bytes:
+    """The tag and length of a DER element whose value is ``size`` bytes."""
+    if size < 0x80:
+        return bytes((tag, size))
+    length = size.to_bytes((size.bit_length() + 7) // 8, "big")
+    return bytes((tag, 0x80 | len(length))) + length
+
+
 def _tlv(tag: int, content: bytes) -> bytes:
-    n = len(content)
-    if n < 0x80:
-        return bytes((tag, n)) + content
-    size = n.to_bytes((n.bit_length() + 7) // 8, "big")
-    return bytes((tag, 0x80 | len(size))) + size + content
+    return _header(tag, len(content)) + content
 
 
 def _seq(*parts: bytes) -> bytes:
@@ -55,26 +59,41 @@ def _set(*parts: bytes) -> bytes:
     return _tlv(0x31, b"".join(sorted(parts)))  # DER SET OF order
 
 
-def _explicit0(content: bytes) -> bytes:
-    return _tlv(0xA0, content)
-
-
 def _octets(content: bytes) -> bytes:
     return _tlv(0x04, content)
-
-
-def _data(content: bytes) -> bytes:
-    """A ContentInfo of type data."""
-    return _seq(_DATA, _explicit0(_octets(content)))
 
 
 _TRUSTED_ATTRIBUTE = _seq(_TRUSTED_KEY_USAGE, _set(_ANY_EXTENDED_KEY_USAGE))
 
 
 def _cert_bag(der: bytes, alias: str) -> bytes:
+    """SafeBag { certBag, [0] CertBag { x509Certificate, [0] OCTET STRING der }, attributes }.
+
+    Headers are computed from lengths and joined once: nesting ``_tlv`` calls
+    would copy the certificate five times, for each of thousands of bags.
+    """
     name = _seq(_FRIENDLY_NAME, _set(_tlv(0x1E, alias.encode("utf-16-be"))))  # BMPString
-    cert_bag = _seq(_X509_CERT, _explicit0(_octets(der)))
-    return _seq(_CERT_BAG, _explicit0(cert_bag), _set(name, _TRUSTED_ATTRIBUTE))
+    attributes = _set(name, _TRUSTED_ATTRIBUTE)
+    octets = _header(0x04, len(der))
+    value = _header(0xA0, len(octets) + len(der))
+    cert_bag_size = len(_X509_CERT) + len(value) + len(octets) + len(der)
+    cert_bag = _header(0x30, cert_bag_size)
+    explicit = _header(0xA0, len(cert_bag) + cert_bag_size)
+    size = len(_CERT_BAG) + len(explicit) + len(cert_bag) + cert_bag_size + len(attributes)
+    return (
+        b"".join(
+            (_header(0x30, size), _CERT_BAG, explicit, cert_bag, _X509_CERT, value, octets, der)
+        )
+        + attributes
+    )
+
+
+def _data_headers(size: int) -> bytes:
+    """ContentInfo { data, [0] OCTET STRING } around ``size`` bytes, without them."""
+    octets = _header(0x04, size)
+    explicit = _header(0xA0, len(octets) + size)
+    inner = _DATA + explicit + octets
+    return _header(0x30, len(inner) + size) + inner
 
 
 def _mac_key(password: str, salt: bytes, iterations: int) -> bytes:
@@ -89,19 +108,41 @@ def _mac_key(password: str, salt: bytes, iterations: int) -> bytes:
     return digest
 
 
-def truststore(ders: Sequence[bytes], aliases: Sequence[str]) -> bytes:
+def truststore(ders: Iterable[bytes], aliases: Iterable[str]) -> bytes:
     """Serialise ``ders`` as a PKCS#12 truststore, one trusted certificate per alias."""
+    return b"".join(truststore_parts(ders, aliases))
+
+
+def truststore_parts(ders: Iterable[bytes], aliases: Iterable[str]) -> list[bytes]:
+    """:func:`truststore` as pieces to write in order, one per certificate.
+
+    Never joined in memory: for ten thousand certificates, one more copy of the
+    store would be ~10 MB (see :func:`corpnet.files.write_atomic`).
+    """
     bags = [_cert_bag(der, alias) for der, alias in zip(ders, aliases, strict=True)]
-    authenticated_safe = _seq(_data(_seq(*bags)))
-    salt = hashlib.sha256(b"corpnet truststore salt" + authenticated_safe).digest()[:16]
-    key = _mac_key(TRUSTSTORE_PASSWORD, salt, MAC_ITERATIONS)
-    mac = hmac.new(key, authenticated_safe, hashlib.sha256).digest()
+    bags_size = sum(map(len, bags))
+    # AuthenticatedSafe ::= SEQUENCE OF ContentInfo: one, of type data, holding
+    # SafeContents ::= SEQUENCE OF SafeBag.
+    contents = _header(0x30, bags_size)
+    info = _data_headers(len(contents) + bags_size)
+    safe_head = _header(0x30, len(info) + len(contents) + bags_size) + info + contents
+    safe_size = len(safe_head) + bags_size
+    salted = hashlib.sha256(b"corpnet truststore salt" + safe_head)
+    for bag in bags:
+        salted.update(bag)
+    salt = salted.digest()[:16]
+    mac = hmac.new(_mac_key(TRUSTSTORE_PASSWORD, salt, MAC_ITERATIONS), safe_head, hashlib.sha256)
+    for bag in bags:
+        mac.update(bag)
     mac_data = _seq(
-        _seq(_seq(_SHA256, _NULL), _octets(mac)),
+        _seq(_seq(_SHA256, _NULL), _octets(mac.digest())),
         _octets(salt),
         _tlv(0x02, MAC_ITERATIONS.to_bytes(2, "big")),
     )
-    return _seq(_tlv(0x02, b"\x03"), _data(authenticated_safe), mac_data)
+    version = _tlv(0x02, b"\x03")
+    auth_safe = _data_headers(safe_size)
+    pfx = _header(0x30, len(version) + len(auth_safe) + safe_size + len(mac_data))
+    return [pfx + version + auth_safe + safe_head, *bags, mac_data]
 
 
 def java_options(path: Path) -> tuple[str, ...]:

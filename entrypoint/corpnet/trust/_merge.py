@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
 from corpnet.errors import ConfigErrors, CorpnetError, DataError
-from corpnet.trust import _der, _pem
+from corpnet.trust import _check, _der, _pem
+from corpnet.trust._hash import name_hash, subject_hash
 from corpnet.trust._inputs import InputFile
 
 
@@ -62,14 +63,20 @@ class FileReport:
 class Merged(NamedTuple):
     """The pure result: the bundle's certificates in order, and the report."""
 
-    ders: tuple[bytes, ...]
-    pems: tuple[bytes, ...]  # one normalised PEM block per certificate, same order
+    # One normalised PEM block per certificate. The DER is not kept beside it:
+    # ten thousand certificates would hold ~9 MB twice (see ``ders``).
+    pems: tuple[bytes, ...]
     # Subject hashes already computed (to validate corporate subjects); None: not yet.
     subject_hashes: tuple[str | None, ...]
     system_count: int
     files: tuple[FileReport, ...]
     warnings: tuple[str, ...]  # "path: certificate 'X' ...", each strict-mode fatal
     errors: tuple[CorpnetError, ...]
+
+    @property
+    def ders(self) -> tuple[bytes, ...]:
+        """The certificates as DER, decoded anew on every call."""
+        return tuple(map(_pem.pem_decode, self.pems))
 
     @property
     def pem(self) -> bytes:
@@ -90,51 +97,55 @@ class Merged(NamedTuple):
 
 def merge(
     system_pem: bytes,
-    inputs: Sequence[InputFile],
+    inputs: Iterable[InputFile],
     *,
     now: dt.datetime,
     system_name: str = "the system bundle",
 ) -> Merged:
     """Merge ``inputs`` after the system bundle: dedupe, parse, warn; no I/O.
 
+    ``inputs`` is consumed once, in order: a generator (see
+    :func:`corpnet.trust._inputs.iter_inputs`) keeps one file's bytes in memory
+    at a time.
+
     Raises:
         DataError: the system bundle itself is not PEM (a wrong CORPNET_SYSTEM_BUNDLE).
     """
+    seen: set[bytes] = set()
+    pems: list[bytes] = []
+    found = _pem.Found()
     try:
-        system = _pem.split(system_pem)
+        for der, block in _pem.certificates(system_pem, found):
+            digest = hashlib.sha256(der).digest()
+            if digest not in seen:
+                seen.add(digest)
+                pems.append(block)
     except _pem.PemError as e:
         raise DataError(
             f"{system_name} is not a PEM bundle ({e})",
             hint="point CORPNET_SYSTEM_BUNDLE at a PEM file of CA certificates",
             path=system_name,
         ) from e
-    seen: set[bytes] = set()
-    ders: list[bytes] = []
-    pems: list[bytes] = []
-    for der, block in zip(system.ders, system.pems, strict=True):
-        digest = hashlib.sha256(der).digest()
-        if digest not in seen:
-            seen.add(digest)
-            ders.append(der)
-            pems.append(block)
-    system_count = len(ders)
+    if found.private_key is not None:  # as for any file: none of it is used
+        seen.clear()
+        pems.clear()
+    system_count = len(pems)
     hashes: list[str | None] = [None] * system_count
     reports: list[FileReport] = []
     warnings: list[str] = []
     errors: list[CorpnetError] = []
     when = _der.generalized(now)
     for item in inputs:
-        report, new, error = _merge_file(item, seen, when)
+        report, blocks, subject_hashes, error = _merge_file(item, seen, when)
         reports.append(report)
         if error is not None:
             errors.append(error)
             continue
-        ders += [der for der, _, _ in new]
-        pems += [block for _, block, _ in new]
-        hashes += [h for _, _, h in new]
-        warnings += [f"{item.path}: {w}" for w in report.warnings]
+        pems += blocks
+        hashes += subject_hashes
+        if report.warnings:
+            warnings += [f"{item.path}: {w}" for w in report.warnings]
     return Merged(
-        ders=tuple(ders),
         pems=tuple(pems),
         subject_hashes=tuple(hashes),
         system_count=system_count,
@@ -144,75 +155,79 @@ def merge(
     )
 
 
-def _merge_file(
-    item: InputFile, seen: set[bytes], now: bytes
-) -> tuple[FileReport, list[tuple[bytes, bytes, str]], CorpnetError | None]:
-    """One file's contribution; ``seen`` is updated only when the file is accepted.
+_Contribution = tuple[FileReport, list[bytes], list[str | None], CorpnetError | None]
 
-    ``now`` is b"YYYYMMDDHHMMSSZ" (see :func:`corpnet.trust._der.generalized`).
+
+def _merge_file(item: InputFile, seen: set[bytes], now: bytes) -> _Contribution:
+    """One file's report, new PEM blocks and their subject hashes, or its error.
+
+    ``seen`` is updated only when the file is accepted. ``now`` is
+    b"YYYYMMDDHHMMSSZ" (see :func:`corpnet.trust._der.generalized`).
     """
-    from corpnet.trust import _check
-    from corpnet.trust._hash import name_hash
-
     if item.error is not None or item.data is None:
         error = item.error or DataError(f"{item.path}: not read", path=item.path)
-        return FileReport(item.path, item.source, refused=error.message), [], error
+        return FileReport(item.path, item.source, refused=error.message), [], [], error
+    found = _pem.Found()
+    blocks: list[bytes] = []
+    hashes: list[str | None] = []
+    digests: set[bytes] = set()
+    notes: list[str] = []
+    count = duplicates = 0
+    invalid: str | None = None  # the first certificate that is not X.509
     try:
-        split = _pem.split(item.data)
+        for der, block in _pem.certificates(item.data, found):
+            count += 1
+            if invalid is not None:
+                continue  # the file is refused; only a PEM error or a key would say more
+            digest = hashlib.sha256(der).digest()
+            if digest in seen or digest in digests:
+                duplicates += 1
+                continue
+            try:
+                cert = _der.read(der)
+                # Hashing walks the subject in depth, so it validates it too; done
+                # here, a bad subject refuses its file before anything is written.
+                subject_hash = name_hash(cert.subject)
+            except _der.DerError as e:
+                where = "the DER certificate" if found.der_input else f"certificate block {count}"
+                invalid = f"{where} is not a valid X.509 certificate ({e})"
+                continue
+            found_warnings = _check.warnings(cert, now)
+            if found_warnings:
+                name = _check.describe(cert)
+                notes += [f"certificate {name} {w}" for w in found_warnings]
+            blocks.append(block)
+            hashes.append(subject_hash)
+            digests.add(digest)
     except _pem.PemError as e:
         return _refuse(item, 0, f"is not a PEM or DER certificate file ({e})", _CONVERT_HINT)
-    if split.private_key is not None:
+    if found.private_key is not None:
         return _refuse(
             item,
             0,
-            f"holds a {split.private_key} block; refusing the whole file so that key "
+            f"holds a {found.private_key} block; refusing the whole file so that key "
             "material never reaches a world-readable bundle",
             "keep only CA certificates in CA files (a client key belongs in "
             "CLAUDE_CODE_CLIENT_KEY or /etc/corpnet/client/)",
         )
-    notes: list[str] = []
-    if split.ignored:
-        notes.append(
-            f"ignored {len(split.ignored)} block(s) that are not certificates "
-            f"({', '.join(sorted(set(split.ignored)))})"
+    if invalid is not None:
+        return _refuse(item, count, invalid, _CONVERT_HINT)
+    if found.ignored:
+        notes.insert(
+            0,
+            f"ignored {len(found.ignored)} block(s) that are not certificates "
+            f"({', '.join(sorted(set(found.ignored)))})",
         )
-    new: list[tuple[bytes, bytes, str]] = []
-    digests: set[bytes] = set()
-    duplicates = 0
-    for index, (der, block) in enumerate(zip(split.ders, split.pems, strict=True), 1):
-        digest = hashlib.sha256(der).digest()
-        if digest in seen or digest in digests:
-            duplicates += 1
-            continue
-        try:
-            cert = _der.read(der)
-            # Hashing walks the subject in depth, so it validates it too; done
-            # here, a bad subject refuses its file before anything is written.
-            subject_hash = name_hash(cert.subject)
-        except _der.DerError as e:
-            where = "the DER certificate" if split.der_input else f"certificate block {index}"
-            return _refuse(
-                item,
-                len(split.ders),
-                f"{where} is not a valid X.509 certificate ({e})",
-                _CONVERT_HINT,
-            )
-        found = _check.warnings(cert, now)
-        if found:
-            name = _check.describe(cert)
-            notes += [f"certificate {name} {w}" for w in found]
-        new.append((der, block, subject_hash))
-        digests.add(digest)
     seen.update(digests)
     report = FileReport(
         item.path,
         item.source,
-        found=len(split.ders),
-        added=len(new),
+        found=count,
+        added=len(digests),
         duplicates=duplicates,
         warnings=tuple(notes),
     )
-    return report, new, None
+    return report, blocks, hashes, None
 
 
 _CONVERT_HINT = (
@@ -221,11 +236,9 @@ _CONVERT_HINT = (
 )
 
 
-def _refuse(
-    item: InputFile, found: int, reason: str, hint: str
-) -> tuple[FileReport, list[tuple[bytes, bytes, str]], CorpnetError]:
+def _refuse(item: InputFile, found: int, reason: str, hint: str) -> _Contribution:
     error = CertificateFileError(f"CA file {item.path} {reason}", hint=hint, path=item.path)
-    return FileReport(item.path, item.source, found=found, refused=reason), [], error
+    return FileReport(item.path, item.source, found=found, refused=reason), [], [], error
 
 
 def hashed_names(
@@ -239,17 +252,23 @@ def hashed_names(
     certificate whose subject cannot be hashed gets None: it stays in the
     bundle and is left out of the directory (corporate ones were checked).
     """
-    from corpnet.trust._der import DerError
-    from corpnet.trust._hash import subject_hash
+    return _numbered(known if known is not None else [None] * len(ders), ders.__getitem__)
 
+
+def bundle_names(merged: Merged) -> list[str | None]:
+    """:func:`hashed_names` of ``merged``, decoding only the blocks not yet hashed."""
+    return _numbered(merged.subject_hashes, lambda i: _pem.pem_decode(merged.pems[i]))
+
+
+def _numbered(known: Sequence[str | None], der_at: Callable[[int], bytes]) -> list[str | None]:
     counts: dict[str, int] = {}
     names: list[str | None] = []
-    for i, der in enumerate(ders):
-        h = known[i] if known is not None else None
+    for i, known_hash in enumerate(known):
+        h = known_hash
         if h is None:
             try:
-                h = subject_hash(der)
-            except DerError:
+                h = subject_hash(der_at(i))
+            except _der.DerError:
                 names.append(None)
                 continue
         n = counts.get(h, 0)

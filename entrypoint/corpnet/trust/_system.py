@@ -118,13 +118,13 @@ class StoreUpdate:
 
 
 def update(
-    bundle: bytes,
+    bundle: Sequence[bytes],
     *,
     own_dirs: Sequence[Path],
     pristine: Path = PRISTINE,
     candidates: Sequence[Path] = DISTRO_BUNDLES,
 ) -> StoreUpdate:
-    """Rewrite every distro bundle present with ``bundle``, keeping the original first.
+    """Rewrite every distro bundle present with ``bundle`` (its pieces), keeping the original first.
 
     The caller checked that we run as root and that the user did not opt out.
     Symlinks are followed (RHEL's ``ca-bundle.crt`` points into ``ca-trust``,
@@ -148,7 +148,10 @@ def update(
         # Recorded before /etc changes, keeping the previous one: after a crash in
         # between, /etc still holds a bundle corpnet knows it wrote, never
         # mistaken for a new original.
-        recent = [hashlib.sha256(bundle).hexdigest(), *_written(pristine)[:1]]
+        digest = hashlib.sha256()
+        for piece in bundle:
+            digest.update(piece)
+        recent = [digest.hexdigest(), *_written(pristine)[:1]]
         files.write_atomic(_marker(pristine), "\n".join(dict.fromkeys(recent)).encode() + b"\n")
     except OSError as e:
         # Without the original, a CA removed from the mounts would stay forever.
