@@ -84,3 +84,18 @@ def test_one_issuer_across_sites_is_inspection() -> None:
     assert (finding.verdict, finding.also) == ("inspection", ("pkg.other.example:443",))
     assert finding.ca is None  # only the leaf was sent: the CA is named, not handed over
     assert finding.describe_ca().endswith("(not sent by the host)")
+
+
+def test_a_root_with_serial_zero_is_described_without_a_warning() -> None:
+    """Debian's bundle holds one; a warning on stderr would break the doctor's output."""
+    from support.pki import der, make_cert
+
+    good = der(make_cert("Zero Serial Root", serial=1))
+    # cryptography refuses to sign serial 0: set it in the DER (the signature breaks,
+    # which parsing does not check). Version [0] 2, then INTEGER 1.
+    zero = good.replace(b"\xa0\x03\x02\x01\x02\x02\x01\x01", b"\xa0\x03\x02\x01\x02\x02\x01\x00", 1)
+    assert zero != good
+    cert = _chain.parse(zero)  # pytest turns a warning into an error
+    assert cert is not None and cert.subject == "CN=Zero Serial Root,O=Corp"
+    assert not cert.issued(cert)  # loads it again, still without a warning
+    assert cert.pem().startswith(b"-----BEGIN CERTIFICATE-----")

@@ -22,6 +22,7 @@ import datetime as dt
 import hashlib
 import ipaddress
 import re
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -29,6 +30,7 @@ from typing import Literal
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
+from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import AuthorityInformationAccessOID
 
 Verdict = Literal["inspection", "server-ca", "intermediate-missing"]
@@ -77,17 +79,14 @@ class Cert:
         return f"valid {self.not_before:%Y-%m-%d} to {self.not_after:%Y-%m-%d}"
 
     def pem(self) -> bytes:
-        cert = x509.load_der_x509_certificate(self.der)
-        return cert.public_bytes(serialization.Encoding.PEM)
+        return _load(self.der).public_bytes(serialization.Encoding.PEM)
 
     def issued(self, child: Cert) -> bool:
         """Did this certificate's key sign ``child``?"""
         if child.issuer != self.subject:
             return False
         try:
-            x509.load_der_x509_certificate(child.der).verify_directly_issued_by(
-                x509.load_der_x509_certificate(self.der)
-            )
+            _load(child.der).verify_directly_issued_by(_load(self.der))
         except (ValueError, TypeError, InvalidSignature):
             return False
         return True
@@ -95,6 +94,20 @@ class Cert:
 
 def parse(der: bytes) -> Cert | None:
     """``der`` as a :class:`Cert`; None when it is not a certificate."""
+    # Distribution bundles hold roots cryptography warns about (a serial number of
+    # zero in Debian's); describing them is fine, and a warning on stderr is not.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        return _parse(der)
+
+
+def _load(der: bytes) -> x509.Certificate:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        return x509.load_der_x509_certificate(der)
+
+
+def _parse(der: bytes) -> Cert | None:
     try:
         cert = x509.load_der_x509_certificate(der)
         subject, issuer = cert.subject.rfc4514_string(), cert.issuer.rfc4514_string()
