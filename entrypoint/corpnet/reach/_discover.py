@@ -198,7 +198,9 @@ async def published_issuer(url: str, proxy: Proxy | None, timeout: float) -> Cer
     try:
         async with asyncio.timeout(timeout):
             endpoint = (proxy.host, proxy.port) if proxy is not None else (host, port)
-            reader, writer = await asyncio.open_connection(*endpoint)
+            # The probe's resolver and connect: no lookup left in the loop's executor.
+            sock = await probe_mod.connect(await probe_mod.resolve(*endpoint))
+            reader, writer = await asyncio.open_connection(sock=sock)
             try:
                 writer.write(request)
                 await writer.drain()
