@@ -18,23 +18,27 @@ decrypted key) and computes the variables every tool reads.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import pwd
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
-
 from corpnet import files as filesmod
 from corpnet import log as logmod
 from corpnet.config import IdentitySettings, Settings
 from corpnet.environment import Exports
-from corpnet.identity import _keys
+from corpnet.errors import CorpnetError
 from corpnet.identity._check import Check, Identity, IdentityReport, inspect
+from corpnet.identity._errors import (
+    ClientFileError,
+    ClientKeyPermissionError,
+    IdentityConfigError,
+    KeyPassphraseError,
+)
 from corpnet.identity._files import (
     CERT_VAR,
     KEY_VAR,
@@ -45,16 +49,12 @@ from corpnet.identity._files import (
     read,
     resolve_inputs,
 )
-from corpnet.identity._keys import (
-    ClientFileError,
-    ClientKeyPermissionError,
-    IdentityConfigError,
-    KeyPassphraseError,
-    LoadedKey,
-)
 
 if TYPE_CHECKING:
     from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+
+    from corpnet.identity._keys import LoadedKey
 
 __all__ = [
     "Check",
@@ -67,6 +67,7 @@ __all__ = [
     "apply",
     "check",
     "exports_for",
+    "input_digest",
 ]
 
 # The passphrase variable Claude Code reads (not a secret itself).
@@ -94,6 +95,8 @@ def _load(
     s: IdentitySettings, inputs: Inputs, *, uid: int, gids: frozenset[int], checks: list[Check]
 ) -> Identity:
     """Read and parse the inputs, checking file kinds and permissions."""
+    from corpnet.identity import _keys  # cryptography: not on a reused restart (run._reuse)
+
     if inputs.source == "pkcs12":
         f = read(inputs.cert, role="PKCS#12 bundle", variable=inputs.cert_variable)
         check_secret_mode(f, "PKCS#12 bundle")
@@ -148,6 +151,8 @@ def _load(
 def _anchors(
     s: IdentitySettings, roots_pem: bytes | None, checks: list[Check]
 ) -> list[tuple[str, list[x509.Certificate]]]:
+    from corpnet.identity import _keys
+
     anchors: list[tuple[str, list[x509.Certificate]]] = []
     try:
         if present(s.ca):
@@ -306,6 +311,8 @@ def _write_outputs(
     s: IdentitySettings, ident: Identity, client_dir: Path, owner: tuple[int, int] | None
 ) -> tuple[Path, Path, str | None, Path | None]:
     """Write what the agent needs under ``client_dir``; return (cert, key, passphrase, combined)."""
+    from corpnet.identity import _keys  # cryptography: not on a reused restart (run._reuse)
+
     written: list[str] = []
     cert, key, passphrase = ident.inputs.cert, ident.inputs.key, ident.passphrase
     plain_key: PrivateKeyTypes | None = None if ident.encrypted else ident.key
@@ -392,6 +399,8 @@ def _write_key(
     path: Path, key: PrivateKeyTypes, passphrase: str | None, owner: tuple[int, int] | None
 ) -> Path:
     """Write ``key`` as PKCS#8; an encrypted one is rewritten only when the key changed."""
+    from corpnet.identity import _keys  # cryptography: not on a reused restart (run._reuse)
+
     if passphrase and _same_key_on_disk(path, key, passphrase):
         # Encryption salts are random: re-encrypting would change the file on every start.
         _chown(path, owner)
@@ -400,6 +409,10 @@ def _write_key(
 
 
 def _same_key_on_disk(path: Path, key: PrivateKeyTypes, passphrase: str) -> bool:
+    from cryptography.hazmat.primitives import serialization
+
+    from corpnet.identity import _keys
+
     try:
         old = serialization.load_pem_private_key(path.read_bytes(), passphrase.encode("utf-8"))
     except (OSError, ValueError, TypeError):
@@ -414,3 +427,32 @@ def _remove_stale(client_dir: Path, keep: Iterable[str]) -> None:
         if name not in kept:
             with contextlib.suppress(FileNotFoundError, NotADirectoryError):
                 (client_dir / name).unlink()
+
+
+def input_digest(s: IdentitySettings, *, update: Callable[[bytes], object]) -> bool:
+    """Feed what :func:`apply` reads and checks to ``update``; False when it cannot tell.
+
+    The key of an unchanged restart (corpnet.run._reuse): which files are the
+    identity, their bytes, their mode and owner (the permission checks), and
+    the passphrase and PKCS#12 password themselves (a wrong one must fail again).
+    """
+    try:
+        found = resolve_inputs(s)
+    except CorpnetError:
+        return False
+    if found is None:
+        update(b"identity\0none")
+        return True
+    paths = [found.cert, found.key]
+    if s.strict and present(s.ca):
+        paths.append(s.ca)
+    for path in dict.fromkeys(paths):
+        try:
+            f = read(path, role="Client file", variable=None)
+        except CorpnetError:
+            return False
+        update(f"\0identity\0{path}\0{f.mode:o}\0{f.uid}\0{f.gid}\0".encode())
+        update(hashlib.sha256(f.data).digest())
+    for secret in (s.passphrase, s.p12_password):
+        update(b"\0secret\0" + (secret.encode() if secret is not None else b"\xff"))
+    return True

@@ -9,16 +9,13 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
-
-from corpnet.identity import _keys
 from corpnet.identity._cert import ANY_EKU, CLIENT_AUTH, EKU_NAMES, ClientCert
+from corpnet.identity._errors import ClientFileError
 from corpnet.identity._files import Inputs, Source
-from corpnet.identity._keys import ClientFileError
 
 if TYPE_CHECKING:
     from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 Status = Literal["ok", "warning", "skipped"]
 _Warn = Callable[[str, str], None]
@@ -132,6 +129,10 @@ def inspect(
 
     def warn(name: str, message: str) -> None:
         checks.append(Check(name, "warning", message))
+
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from corpnet.identity import _keys
 
     key_spki = _keys.spki(ident.key)
     if _keys.cert_spki(leaf) != key_spki:

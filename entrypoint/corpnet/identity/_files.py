@@ -18,7 +18,7 @@ from typing import Literal
 
 from corpnet import inputs
 from corpnet.config import IdentitySettings
-from corpnet.identity._keys import ClientFileError, ClientKeyPermissionError, IdentityConfigError
+from corpnet.identity._errors import ClientFileError, ClientKeyPermissionError, IdentityConfigError
 
 Source = Literal["pem", "pkcs12"]
 

@@ -25,35 +25,20 @@ from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, r
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.utils import CryptographyDeprecationWarning
 
-from corpnet.errors import ConfigError, DataError, PermissionDeniedError
 from corpnet.identity._cert import ClientCert, from_pem_block, parse
+from corpnet.identity._errors import (
+    P12_PASSWORD_VARIABLES,
+    PASSPHRASE_VARIABLES,
+    ClientFileError,
+    KeyPassphraseError,
+)
 from corpnet.trust._der import DerError
 
 if TYPE_CHECKING:
     from cryptography import x509
 
-# Names of the variables, for messages (not secrets).
-PASSPHRASE_VARIABLES = "CLAUDE_CODE_CLIENT_KEY_PASSPHRASE or CORPNET_CLIENT_KEY_PASSPHRASE_FILE"  # noqa: S105
-P12_PASSWORD_VARIABLES = "CORPNET_CLIENT_P12_PASSWORD or CORPNET_CLIENT_P12_PASSWORD_FILE"  # noqa: S105
-
 _LABEL = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----")
 _PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.DOTALL)
-
-
-class KeyPassphraseError(ConfigError):
-    """The key passphrase variable is missing, wrong, or set for a plain key."""
-
-
-class IdentityConfigError(ConfigError):
-    """The identity inputs are missing, half-mounted or contradict each other."""
-
-
-class ClientKeyPermissionError(PermissionDeniedError):
-    """A client file is unreadable by the agent, or readable by everyone."""
-
-
-class ClientFileError(DataError):
-    """A client certificate, key or PKCS#12 file is unusable."""
 
 
 @dataclass(frozen=True)
