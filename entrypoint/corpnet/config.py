@@ -156,6 +156,12 @@ class Settings:
     reach: ReachSettings
     run: RunSettings
     strict: bool = False
+    # CORPNET_MISSING_FILES=warn: the named files that were not there, and the
+    # value each of their variables has without them ("" for unset). The start
+    # hands these values on (env.sh, the agent, the gateway), so that no tool is
+    # pointed at a file that does not exist.
+    missing_files: tuple[inputs.MissingFile, ...] = ()
+    without_missing: Mapping[str, str] = field(default_factory=dict)
 
     def secrets(self) -> list[str]:
         """Every secret value, for the logger to scrub."""
@@ -430,6 +436,9 @@ def load(env: Mapping[str, str], *, read_file: ReadFile = read_secret_file) -> S
     """Build :class:`Settings` from ``env``; raise :class:`ConfigErrors` listing every problem."""
     r = _Reader(env, read_file)
     r.text()
+    missing_files: tuple[inputs.MissingFile, ...] = ()
+    if r.choice("CORPNET_MISSING_FILES", ("error", "warn"), "error") == "warn":
+        r.env, missing_files = inputs.drop_missing(env)
     config_dir = Path(r.get("CORPNET_CONFIG_DIR") or DEFAULT_CONFIG_DIR)
     runtime_raw = r.get("CORPNET_RUNTIME_DIR")
     runtime_dir = Path(runtime_raw) if runtime_raw else DEFAULT_RUNTIME_DIR
@@ -542,4 +551,6 @@ def load(env: Mapping[str, str], *, read_file: ReadFile = read_secret_file) -> S
         reach=reach,
         run=run,
         strict=strict,
+        missing_files=missing_files,
+        without_missing={m.variable: r.env[m.variable] for m in missing_files},
     )

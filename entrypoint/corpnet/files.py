@@ -24,6 +24,7 @@ BUNDLE = "ca-bundle.pem"  # merged trust bundle (every CA variable points here)
 CERT_DIR = "certs"  # OpenSSL hashed directory (SSL_CERT_DIR)
 JAVA_TRUSTSTORE = "java-truststore.p12"  # JVM truststore, only with a JVM
 ENV_FILE = "env.sh"  # the persisted environment, sourced by shells
+NOTICE = "notice"  # what `corpnet init` warned about, printed by interactive shells
 CLIENT_DIR = "client"  # client certificate and key copies, 0700
 CLIENT_CERT = "tls.crt"
 CLIENT_KEY = "tls.key"
@@ -214,7 +215,7 @@ def secure_root_dir(path: Path, *, variable: str = "CORPNET_RUNTIME_DIR") -> Pat
 # write_atomic's ".NAME.PID.tmp", the hashed directory's ".certs-DIGEST.PID"
 # staging directories and ".certs-link.PID" swap links (trust/_certdir.py).
 _OURS = frozenset(
-    {BUNDLE, CERT_DIR, JAVA_TRUSTSTORE, ENV_FILE, CLIENT_DIR, ".lock", EGRESS_LOG,
+    {BUNDLE, CERT_DIR, JAVA_TRUSTSTORE, ENV_FILE, NOTICE, CLIENT_DIR, ".lock", EGRESS_LOG,
      EGRESS_LOG + ".1", GATEWAY_DIR}
 )  # fmt: skip
 _LEFTOVER_RE = re.compile(r"^\.(?:.+\.[0-9]+\.tmp|certs-[0-9a-f]+\.[0-9]+|certs-link\.[0-9]+)$")

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import stat
+from collections.abc import Mapping
 from pathlib import Path
 from typing import NamedTuple
 
@@ -121,3 +123,63 @@ def _read_at_most(fd: int, most: int, *, hint: int) -> bytes:
         chunks.append(chunk)
         total += len(chunk)
     return b"".join(chunks)
+
+
+# --- files a variable names that are not there (CORPNET_MISSING_FILES=warn) -------------------
+
+# Every variable that names an input file, with what its absence means, in the
+# order of the stages. Under CORPNET_MISSING_FILES=warn (a devcontainer reading
+# whatever the user put in a folder) such a variable counts as unset; by default
+# it is an error (78): a path someone configured with nothing behind it is
+# usually a mistake.
+_NAMED = {
+    "CORPNET_CA_FILES": "its CA certificates are not trusted",
+    "CORPNET_CA_DIRS": "its CA certificates are not trusted",
+    "NODE_EXTRA_CA_CERTS": "its CA certificates are not trusted",
+    "CLAUDE_CODE_CLIENT_CERT": "there is no client certificate (mTLS)",
+    "CLAUDE_CODE_CLIENT_KEY": "there is no client certificate (mTLS)",
+    "CORPNET_CLIENT_P12": "there is no client certificate (mTLS)",
+    "CLAUDE_CODE_CLIENT_KEY_PASSPHRASE_FILE": "the client key gets no passphrase",
+    "CORPNET_CLIENT_KEY_PASSPHRASE_FILE": "the client key gets no passphrase",
+    "CORPNET_CLIENT_P12_PASSWORD_FILE": "the PKCS#12 bundle gets no password",
+    "CORPNET_PROXY_PASSWORD_FILE": "the proxy account gets no password",
+    "CORPNET_KRB5_KEYTAB": "the gateway has no Kerberos keytab",
+}
+# Lists of paths, ":" or "," separated (as corpnet.config reads them).
+_LISTS = frozenset({"CORPNET_CA_FILES", "CORPNET_CA_DIRS"})
+
+
+class MissingFile(NamedTuple):
+    """A path a variable names and nothing is at, left out under ``CORPNET_MISSING_FILES=warn``."""
+
+    variable: str
+    path: str
+    consequence: str
+
+    def __str__(self) -> str:
+        return (
+            f"{self.variable} names {self.path}, which does not exist, so {self.consequence}: "
+            "add the file there and restart the container (CORPNET_MISSING_FILES=warn "
+            "started without it)"
+        )
+
+
+def drop_missing(env: Mapping[str, str]) -> tuple[dict[str, str], tuple[MissingFile, ...]]:
+    """``env`` with every named input file that does not exist left out, and what was left out.
+
+    A variable whose every path is missing becomes empty (corpnet counts an empty
+    value as unset); a list keeps the paths that exist. Only absence counts: a
+    dangling symlink, a FIFO or an unreadable file is still an error where it is read.
+    """
+    result = dict(env)
+    missing: list[MissingFile] = []
+    for variable, consequence in _NAMED.items():
+        value = env.get(variable, "").strip()
+        if not value:
+            continue
+        parts = re.split(r"[:,]+", value) if variable in _LISTS else [value]
+        kept = [p for p in parts if p and os.path.lexists(p)]
+        missing += [MissingFile(variable, p, consequence) for p in parts if p and p not in kept]
+        if len(kept) != len([p for p in parts if p]):
+            result[variable] = ",".join(kept)
+    return result, tuple(missing)

@@ -46,6 +46,13 @@ class Log:
         self.as_json = as_json
         self._clock = clock
         self._secrets: set[str] = set()
+        self._kept: list[str] | None = None
+
+    def keep(self) -> list[str]:
+        """From now on, also keep every warning and error line (as text) in the list returned."""
+        if self._kept is None:
+            self._kept = []
+        return self._kept
 
     @property
     def stream(self) -> TextIO:
@@ -72,6 +79,8 @@ class Log:
         if _ORDER[level] < _ORDER[minimum]:
             return
         message = self.scrub(message)
+        if self._kept is not None and level in {"warning", "error"}:
+            self._kept.append(f"corpnet: {level}: {message}")
         if self.as_json:
             import json
 

@@ -40,6 +40,9 @@ from support.containers import (
     logs,
     wait_for_log,
 )
+from support.devcontainer import devcontainer
+from support.devcontainer import user_env as devcontainer_env
+from support.devcontainer import workspace as devcontainer_workspace
 from support.env import compose_command
 from support.gateway_world import ALICE, KRB_PROXY, GatewayRigs
 from support.world import PROXY_URL, World
@@ -48,7 +51,6 @@ pytestmark = pytest.mark.e2e
 
 CLAUDE_DIR = REPO / "images" / "claude-code"
 PROXY_DIR = REPO / "examples" / "compose" / "proxy"
-DEVCONTAINER_CLI = REPO / ".venv" / "node" / "node_modules" / ".bin" / "devcontainer"
 ANTHROPIC_HOST = "anthropic.corp.test"
 MTLS_API = "https://api.corp.test/"
 # What the stand-in API answers; Claude Code prints it.
@@ -584,29 +586,6 @@ def test_compose_example_agent_answers_through_its_local_proxy(  # noqa: PLR0917
 # --- devcontainer ---------------------------------------------------------------------------
 
 
-def _devcontainer(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    if not DEVCONTAINER_CLI.exists():
-        pytest.fail(
-            f"the devcontainers CLI is not installed at {DEVCONTAINER_CLI}: run"
-            " `bash scripts/test` once (provision_linters in scripts/lib.sh installs it)"
-        )
-    return subprocess.run(
-        [str(DEVCONTAINER_CLI), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-        timeout=300,
-    )
-
-
-def _jsonc(path: Path) -> dict[str, Any]:
-    """devcontainer.json is JSON with comments; the example uses whole-line ones only."""
-    lines = [ln for ln in path.read_text().splitlines() if not ln.lstrip().startswith("//")]
-    data: dict[str, Any] = json.loads("\n".join(lines))
-    return data
-
-
 @pytest.fixture
 def devcontainer_home(world: World, example_secrets: Secrets) -> Path:
     """A HOME whose ~/.corpnet holds what the example's comment asks for (plain key)."""
@@ -632,32 +611,19 @@ def test_devcontainer_example_reaches_the_mtls_api_with_no_extra_setup(
     anthropic_api: Any,
     devcontainer_home: Path,
 ) -> None:
-    workspace = world.root / f"project-{secrets.token_hex(3)}"
-    shutil.copytree(REPO / "examples" / "devcontainer", workspace)
-    config_file = workspace / ".devcontainer" / "devcontainer.json"
-    config = _jsonc(config_file)
-    # Only what the test topology needs: its image tag and its network (a
-    # user's container reaches the corporate network by default).
-    config["image"] = claude_image
-    label = "=".join(next(iter(world.tracker.labels.items())))
-    config["runArgs"] = ["--network", world.front.name, "--label", label]
-    config_file.write_text(json.dumps(config))
-    env = dict(os.environ) | {
-        "HOME": str(devcontainer_home),
-        "HTTPS_PROXY": PROXY_URL,
-        "CORPNET_PROXY_USER": PROXY_USER,
-        "CORPNET_ALLOWLIST": f"api.corp.test,{ANTHROPIC_HOST}",
-    }
-    ws = ["--workspace-folder", str(workspace)]
-    up = _devcontainer("up", *ws, env=env)
+    # Only what the test topology needs: its image tag and its network.
+    folder = devcontainer_workspace(world, claude_image)
+    env = devcontainer_env(devcontainer_home, CORPNET_ALLOWLIST=f"api.corp.test,{ANTHROPIC_HOST}")
+    ws = ["--workspace-folder", str(folder)]
+    up = devcontainer("up", *ws, env=env)
     assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
     container = docker_client.containers.get(json.loads(up.stdout.splitlines()[-1])["containerId"])
     try:
         # Terminals, as an IDE opens them: the devcontainers CLI's exec. Only the
         # stand-in API's address and key come from outside.
         remote = [a for k, v in CLAUDE_ENV.items() for a in ("--remote-env", f"{k}={v}")]
-        claude = _devcontainer("exec", *ws, *remote, "claude", "-p", "Say hello.", env=env)
-        curl = _devcontainer(
+        claude = devcontainer("exec", *ws, *remote, "claude", "-p", "Say hello.", env=env)
+        curl = devcontainer(
             "exec",
             *ws,
             "sh",
@@ -666,6 +632,7 @@ def test_devcontainer_example_reaches_the_mtls_api_with_no_extra_setup(
             f" {MTLS_API}",
             env=env,
         )
+        terminal = devcontainer("exec", *ws, "bash", "-ic", "echo ready", env=env)
         out, err = logs(container)
         init = container.attrs["HostConfig"]["Init"]
     finally:
@@ -675,6 +642,10 @@ def test_devcontainer_example_reaches_the_mtls_api_with_no_extra_setup(
     assert curl.returncode == 0, curl.stdout + curl.stderr
     assert curl.stdout.startswith("mtls-ok"), curl.stdout
     assert "agent@corp.test" in curl.stdout  # the API saw the mounted client certificate
+    # Everything was there: a terminal has nothing missing to report.
+    assert terminal.stdout.strip().endswith("ready"), terminal.stdout + terminal.stderr
+    assert "does not exist" not in terminal.stderr
+    assert "corpnet: error:" not in terminal.stderr
     # The image metadata did it: corpnet init ran at start, under Docker's init.
     assert "corpnet:" in out + err
     assert init is True

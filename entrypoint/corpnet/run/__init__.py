@@ -23,6 +23,7 @@ from corpnet import log as logmod
 from corpnet.errors import CorpnetError, ExitCode, UsageError
 from corpnet.run import _gateway
 from corpnet.run._hooks import run_hooks
+from corpnet.run._notice import Notice
 from corpnet.run._privileges import Account, drop_privileges, resolve_account
 
 if TYPE_CHECKING:
@@ -63,6 +64,9 @@ def prepare(
     settings = config.load(environ)
     for secret in settings.secrets():
         log.add_secret(secret)
+    for missing in settings.missing_files:
+        log.warning(str(missing))
+    environ = {**environ, **settings.without_missing}
     euid = os.geteuid() if euid is None else euid
     now = datetime.now(UTC) if now is None else now
 
@@ -162,7 +166,9 @@ def _write_stages(
     if identity_result is not None:
         stage_exports.insert(1, identity_result.exports)
     merged = environment.merge(environ, stage_exports)
-    names = {"CORPNET_RUNTIME_DIR"}
+    # A variable left out for a missing file is written too (empty, or the paths
+    # that exist): shells and IDE terminals have the container's value otherwise.
+    names = {"CORPNET_RUNTIME_DIR", *settings.without_missing}
     secret_names: set[str] = set()
     for e in stage_exports:
         names.update(e.env)
@@ -181,14 +187,33 @@ def _proxy_secrets(proxy_config: ProxyConfig) -> list[str]:
 
 
 def start(environ: Mapping[str, str], *, now: datetime | None = None) -> dict[str, str]:
-    """``corpnet init``: prepare, run hooks, wait; return the agent's full environment."""
-    return _start(environ, now=now, detached=True)[1]
+    """``corpnet init``: prepare, run hooks, wait; return the agent's full environment.
+
+    What it warns about and fails with also goes to the notice file, which
+    interactive shells print: devcontainer terminals show it (``run._notice``).
+    """
+    notice = Notice(environ)
+    try:
+        agent_env = _start(environ, now=now, detached=True, notice=notice)[1]
+    except CorpnetError as e:
+        notice.write(e)
+        raise
+    notice.write()
+    return agent_env
 
 
 def _start(
-    environ: Mapping[str, str], *, now: datetime | None, detached: bool = False
+    environ: Mapping[str, str],
+    *,
+    now: datetime | None,
+    detached: bool = False,
+    notice: Notice | None = None,
 ) -> tuple[Prepared, dict[str, str]]:
     prepared = prepare(environ, now=now)
+    if notice is not None:
+        notice.runtime_dir = prepared.runtime_dir
+        notice.write()
+    environ = {**environ, **prepared.settings.without_missing}
     # The agent already has env.sh's values: the shell hooks (BASH_ENV, profile.d)
     # must not source it again into the agent's own `bash -c` children.
     env_sh = str(prepared.runtime_dir / files.ENV_FILE)
