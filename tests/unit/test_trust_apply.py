@@ -203,6 +203,41 @@ def test_inputs_in_order_recursive_and_deduplicated_by_path(box: Box, tmp_path: 
     assert result.added == 4
 
 
+def test_a_hard_link_and_a_symlink_to_one_file_are_read_once(box: Box, tmp_path: Path) -> None:
+    """Inputs are told apart by device and inode, whatever path reached them."""
+    (box.ca_d / "a.crt").write_bytes(pem(CA1))
+    (box.ca_d / "b-hard.crt").hardlink_to(box.ca_d / "a.crt")
+    (box.ca_d / "c-soft.crt").symlink_to("a.crt")
+    result = box.apply(CORPNET_CA_FILES=str(box.ca_d / "c-soft.crt"))
+    assert [f.path.name for f in result.files] == ["a.crt"]
+    assert result.added == 1
+
+
+def test_pieces_are_written_and_compared_without_joining(tmp_path: Path) -> None:
+    from corpnet import files
+
+    path = tmp_path / "bundle.pem"
+    assert files.write_atomic(path, [b"one\n", b"two\n"])
+    assert path.read_bytes() == b"one\ntwo\n"
+    assert not files.write_atomic(path, [b"one\ntw", b"o\n"])  # same bytes, other cut
+    assert not files.write_atomic(path, b"one\ntwo\n")
+    assert files.write_atomic(path, [b"one\n", b"two\n", b"three\n"])
+    assert files.write_atomic(path, [b"one\n", b"TWO\n", b"three\n"])  # same size, other bytes
+    assert path.read_bytes() == b"one\nTWO\nthree\n"
+
+
+def test_truststore_pieces_are_the_truststore(box: Box) -> None:
+    from corpnet.trust import _java
+
+    ders = [*map(der, SYSTEM), der(CA1)]
+    aliases = ["a", "b" * 70, "\u00e9", "d"]  # a long alias needs a long-form length
+    parts = _java.truststore_parts(ders, aliases)
+    assert b"".join(parts) == _java.truststore(ders, aliases)
+    store = pkcs12.load_pkcs12(b"".join(parts), b"changeit")
+    assert [der(c.certificate) for c in store.additional_certs] == ders
+    assert [c.friendly_name for c in store.additional_certs] == [a.encode() for a in aliases]
+
+
 def test_node_extra_ca_certs_alone_is_trusted_everywhere(box: Box, tmp_path: Path) -> None:
     node = tmp_path / "corp-ca.pem"
     node.write_bytes(pem(CA1))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,6 +87,30 @@ def test_private_key_refuses_the_whole_file_naming_it() -> None:
     with pytest.raises(trust.TrustErrors) as raised:
         m.check(strict=False)
     assert raised.value.exit_code == ExitCode.DATA
+
+
+def test_a_key_after_a_broken_certificate_is_what_the_refusal_names() -> None:
+    """Certificates are read as the file is split; a key anywhere still decides the message."""
+    broken = pem(CORP_A).replace(b"MII", b"MIJ", 1)
+    m = merge(("mixed.pem", broken + pem(CORP_B) + private_key_pem()))
+    (error,) = m.errors
+    assert "PRIVATE KEY" in str(error)
+    assert not corporate(m)
+
+
+def test_inputs_are_consumed_once_in_order_and_ders_match_the_blocks() -> None:
+    read: list[str] = []
+
+    def inputs() -> Iterator[trust.InputFile]:
+        for name, data in (("a.pem", pem(CORP_A)), ("b.der", der(CORP_B))):
+            read.append(name)
+            yield trust.InputFile(Path(name), "ca.d", data)
+
+    m = trust.merge(SYSTEM_PEM, inputs(), now=NOW)
+    assert read == ["a.pem", "b.der"]
+    assert corporate(m) == [der(CORP_A), der(CORP_B)]
+    assert m.pem == b"".join(m.pems)
+    assert ders_in(m.pem) == list(m.ders)
 
 
 def test_private_key_first_is_refused_too() -> None:
