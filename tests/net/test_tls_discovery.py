@@ -450,6 +450,23 @@ def test_discover_refusals(serve, tmp_path, host_env, corpnet: CorpnetCli) -> No
         ExitCode.USAGE,
         "corpnet: error: --discover needs --out FILE: corpnet trust --discover HOST --out ca.pem",
     )
+    stray_out = corpnet("trust", "--out", str(out), env=host_env)
+    assert (stray_out.code, stray_out.err.strip()) == (
+        ExitCode.USAGE,
+        "corpnet: error: --out goes with --discover: corpnet trust --discover HOST --out F",
+    )
+    mixed = corpnet("trust", "--discover", "localhost", "--out", str(out), "--env", env=host_env)
+    assert mixed.code == ExitCode.USAGE and "--discover takes only --out and --json" in mixed.err
+    bad = corpnet("trust", "--discover", "local host:x", "--out", str(out), env=host_env)
+    assert bad.code == ExitCode.USAGE and "is not HOST or HOST:PORT" in bad.err
+    root = trustme.CA(organization_name="Sends Its Root")
+    sends = serve(sending_root(root, tmp_path, "localhost").handler)
+    nowhere = tmp_path / "missing" / "ca.pem"
+    no_dir = corpnet(
+        "trust", "--discover", f"localhost:{sends.port}", "--out", str(nowhere), env=host_env
+    )
+    assert no_dir.code == ExitCode.USAGE, no_dir
+    assert f"cannot write {nowhere} (No such file or directory)" in no_dir.err
     closed = serve(lambda c: None, listen=False)
     refused = corpnet(
         "trust", "--discover", f"127.0.0.1:{closed.port}", "--out", str(out), env=host_env
