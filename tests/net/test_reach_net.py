@@ -7,6 +7,9 @@ of a second; the deadline logic is the same.
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import ssl
 import time
 from pathlib import Path
 
@@ -208,6 +211,94 @@ def test_unusable_identity_is_a_data_error(ca: trustme.CA, tmp_path: Path) -> No
         run(ca, [Target("localhost", 1)], identity=ClientIdentity(ident.cert, other.key))
     assert e.value.exit_code == ExitCode.DATA
     assert "cannot load the client certificate" in str(e.value)
+
+
+# --- after the handshake: the TLS 1.3 verdict, the HTTP probe ---------------------------------
+
+
+def tls13_origin(leaf: trustme.LeafCert, *, after: bytes = b"", tickets: int = 2):  # type: ignore[no-untyped-def]
+    """A TLS 1.3 origin sending ``tickets`` session tickets, then ``after`` (e.g. a banner)."""
+
+    def handler(conn: socket.socket) -> None:
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+        ctx.num_tickets = tickets
+        leaf.configure_cert(ctx)
+        conn.settimeout(10)
+        with ctx.wrap_socket(conn, server_side=True) as tls:
+            if after:
+                tls.sendall(after)
+            with contextlib.suppress(OSError):
+                tls.recv(1)
+
+    return handler
+
+
+@pytest.mark.parametrize(
+    ("after", "tickets"),
+    [(b"", 0), (b"220 smtp.corp.test ESMTP ready\r\n", 0), (b"", 2)],
+    ids=["no-ticket", "server-speaks-first", "tickets"],
+)
+def test_tls13_server_that_accepts(ca, leaf, serve, after, tickets) -> None:  # type: ignore[no-untyped-def]
+    # Tickets or data end the wait for the verdict; without either it ends at its
+    # bound (at most 1 s), never at the attempt's timeout.
+    origin = serve(tls13_origin(leaf, after=after, tickets=tickets))
+    policy = RetryPolicy(attempt_timeout=5.0)
+    r = only(report := run(ca, [Target("localhost", origin.port)], timeout=8.0, policy=policy))
+    assert report.exit_code == ExitCode.OK, line(r)
+    assert (r.status, r.stage, r.attempts) == ("ready", reach.Stage.TLS, 1)
+    assert report.elapsed < 2.0
+
+
+def test_tls13_rejection_behind_a_proxy(ca, leaf, client_ca, serve, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The alert after the handshake is caught through a tunnel too."""
+    origin = serve(Origin(leaf, client_ca=client_ca).handler)
+    proxy = serve(ScriptedProxy(hosts={"api.corp.test": "127.0.0.1"}).handler)
+    url = ProxyURL("http", "127.0.0.1", proxy.port)
+    rogue = identity_from(trustme.CA(organization_name="Rogue CA"), tmp_path, "mallory@corp.test")
+    target = Target("api.corp.test", origin.port, mtls=True)
+    r = only(report := run(ca, [target], route=via(url), identity=rogue))
+    assert report.exit_code == ExitCode.DATA
+    assert (r.status, r.stage, r.attempts) == ("failed", reach.Stage.CLIENT_CERT, 1)
+    assert "rejected the client certificate" in line(r)
+
+
+def answering(leaf: trustme.LeafCert, answer: bytes):  # type: ignore[no-untyped-def]
+    """A TLS origin answering any request with ``answer``, then closing."""
+
+    def handler(conn: socket.socket) -> None:
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        leaf.configure_cert(ctx)
+        conn.settimeout(10)
+        with ctx.wrap_socket(conn, server_side=True) as tls:
+            head = b""
+            while b"\r\n\r\n" not in head and (chunk := tls.recv(4096)):
+                head += chunk
+            tls.sendall(answer)
+
+    return handler
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [b"SSH-2.0-OpenSSH_9.2\r\n", b"x" * 100_000],
+    ids=["ssh-banner", "endless-line"],
+)
+def test_http_probe_of_a_server_that_does_not_speak_http(ca, leaf, serve, answer) -> None:  # type: ignore[no-untyped-def]
+    origin = serve(answering(leaf, answer))
+    r = only(report := run(ca, [Target("localhost", origin.port)], probe="http"))
+    assert report.exit_code == ExitCode.CONFIG
+    assert (r.status, r.stage, r.attempts) == ("failed", reach.Stage.HTTP, 1)
+    assert "the server did not answer with HTTP" in line(r)
+    assert "use CORPNET_PROBE=tls" in line(r)
+
+
+def test_http_probe_of_a_server_that_closes(ca, leaf, serve) -> None:  # type: ignore[no-untyped-def]
+    origin = serve(answering(leaf, b""))
+    r = only(report := run(ca, [Target("localhost", origin.port)], probe="http", timeout=0.5))
+    assert report.exit_code == ExitCode.UNAVAILABLE
+    assert r.diagnosis is not None and r.diagnosis.kind == "connection-reset"
+    assert "closed the connection during HTTP" in line(r)
 
 
 # --- through proxies -----------------------------------------------------------------------

@@ -22,6 +22,7 @@ from corpnet import reach
 from corpnet.config import HostPort, ReachSettings
 from corpnet.errors import ExitCode
 from corpnet.log import Log
+from corpnet.proxy import ProxyURL
 from corpnet.reach import HostResult, Report, RetryPolicy, Target, _report
 from corpnet.reach import _diagnose as diag
 from corpnet.reach._diagnose import Context, Stage
@@ -168,6 +169,68 @@ def test_deadline_shorter_than_one_backoff_still_makes_a_last_attempt() -> None:
     _report, calls, time = run_fake(socket.EAI_AGAIN, timeout=0.3)
     assert len(calls) == 2  # at 0, then at 0.2 (the backoff clipped to fit)
     assert time.now <= 1000.3
+
+
+def test_hosts_behind_one_proxy_name_share_its_lookup() -> None:
+    # Fifty hosts start at once through one proxy name: one lookup, not fifty.
+    # Each retry (a jittered time of its own) looks the name up afresh.
+    time = FakeTime()
+    calls: list[float] = []
+    jitter = itertools.cycle([0.1, 0.3, 0.5, 0.7, 0.9])
+    proxy = ProxyURL("http", "proxy.corp.test", 3128)
+
+    async def resolve(host: str, port: int) -> list[object]:
+        calls.append(time.now)
+        await asyncio.sleep(0)  # a real lookup waits for its thread
+        raise socket.gaierror(socket.EAI_AGAIN, "lookup failed")
+
+    report = asyncio.run(
+        reach.probe(
+            [Target(f"h{i}.corp.test") for i in range(50)],
+            route=lambda h, p: proxy,
+            ca_pem=None,
+            timeout=600.0,
+            policy=RetryPolicy(max_attempts=2),
+            clock=time.clock,
+            sleep=time.sleep,
+            rand=lambda: next(jitter),
+            resolver=resolve,
+        )
+    )
+    assert calls.count(1000.0) == 1
+    assert len(calls) > 1  # the second attempts looked it up again
+    assert {r.attempts for r in report.results} == {2}
+    assert {r.diagnosis.kind for r in report.results if r.diagnosis} == {"dns-temporary"}
+
+
+def test_a_joined_lookup_outlives_a_waiter_that_gives_up() -> None:
+    from corpnet.reach import _probe
+
+    started: list[str] = []
+    answer: asyncio.Future[list[_probe.Address]] | None = None
+
+    async def slow(host: str, port: int) -> list[_probe.Address]:
+        started.append(host)
+        assert answer is not None
+        return await answer
+
+    async def main() -> tuple[list[_probe.Address], list[_probe.Address]]:
+        nonlocal answer
+        answer = asyncio.get_running_loop().create_future()
+        lookup = _probe.joined(slow)
+        quitter = asyncio.ensure_future(lookup("proxy.corp.test", 3128))
+        stayer = asyncio.ensure_future(lookup("proxy.corp.test", 3128))
+        await asyncio.sleep(0)
+        quitter.cancel()  # its attempt timed out
+        await asyncio.sleep(0)
+        answer.set_result([(socket.AF_INET, ("192.0.2.1", 3128))])
+        first = await stayer
+        again = await lookup("proxy.corp.test", 3128)  # the next attempt: a new lookup
+        return first, again
+
+    first, again = asyncio.run(main())
+    assert first == again == [(socket.AF_INET, ("192.0.2.1", 3128))]
+    assert started == ["proxy.corp.test", "proxy.corp.test"]
 
 
 # --- diagnoses ---------------------------------------------------------------------------

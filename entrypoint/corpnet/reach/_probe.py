@@ -1,6 +1,6 @@
 """One probe attempt: DNS, TCP, proxy CONNECT, TLS, client certificate, HTTP.
 
-Sockets live here and nowhere else in the reachability stage. An attempt either
+Sockets are opened here (``_tls`` drives TLS to the host over them). An attempt either
 returns the last :class:`Stage` it completed or raises
 :class:`~corpnet.reach._diagnose.ProbeFailure`; the caller bounds it with a
 timeout and reads :attr:`Tracker.stage` to say where a silent peer stopped it.
@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from corpnet.reach import _diagnose as diag
 from corpnet.reach._diagnose import Context, ProbeFailure, Stage
+from corpnet.reach._tls import TLSStream
 
 Address = tuple[int, tuple[object, ...]]  # (family, sockaddr) from getaddrinfo
 Resolver = Callable[[str, int], Awaitable[list[Address]]]
@@ -108,6 +109,33 @@ async def resolve(host: str, port: int) -> list[Address]:
     return await future
 
 
+def joined(resolver: Resolver) -> Resolver:
+    """``resolver``, with lookups of a name already being looked up joined to that one.
+
+    A hundred hosts behind one proxy name would otherwise start a hundred lookups
+    of it at once (a hundred threads, a hundred queries to the DNS server). Only a
+    lookup in flight is shared: a later attempt looks the name up afresh, so a
+    record that changes while corpnet waits is seen. A waiter that gives up (its
+    attempt timed out) leaves the lookup running for the others.
+    """
+    pending: dict[tuple[str, int], asyncio.Future[list[Address]]] = {}
+
+    def forget(key: tuple[str, int], future: asyncio.Future[list[Address]]) -> None:
+        del pending[key]
+        if not future.cancelled():
+            future.exception()  # retrieved: nobody may be left to await it
+
+    async def lookup(host: str, port: int) -> list[Address]:
+        key = (host, port)
+        future = pending.get(key)
+        if future is None:
+            future = pending[key] = asyncio.ensure_future(resolver(host, port))
+            future.add_done_callback(lambda done: forget(key, done))
+        return list(await asyncio.shield(future))
+
+    return lookup
+
+
 def _addresses(infos: Sequence[tuple[Any, ...]]) -> list[Address]:
     seen: list[Address] = []
     for family, _, _, _, sockaddr in infos:
@@ -163,8 +191,9 @@ async def attempt(
         context = plan.mtls if ctx.client_cert and plan.mtls else plan.server
         loop = asyncio.get_running_loop()
         started = loop.time()
+        tls = TLSStream(reader, writer, context, host)
         try:
-            await writer.start_tls(context, server_hostname=host)
+            await tls.handshake()
         except ssl.SSLError as e:
             peer = await _describe_peer(ctx, proxy, plan) if _is_verify(e) else None
             raise ProbeFailure(diag.tls(ctx, e, peer=peer)) from e
@@ -173,10 +202,10 @@ async def attempt(
         done = Stage.TLS
         if ctx.client_cert:
             tracker.stage = done = Stage.CLIENT_CERT
-        await _settle(ctx, reader, writer, loop.time() - started)
+        await _settle(ctx, tls, loop.time() - started)
         if plan.http:
             tracker.stage = done = Stage.HTTP
-            await _http(ctx, reader, writer)
+            await _http(ctx, tls)
         return done
     finally:
         writer.transport.abort()
@@ -339,9 +368,7 @@ def _parse_head(head: bytes) -> tuple[int | None, str, list[tuple[str, str]]]:
     return int(parts[1]), parts[2] if len(parts) > 2 else "", headers
 
 
-async def _settle(
-    ctx: Context, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, handshake: float
-) -> None:
+async def _settle(ctx: Context, tls: TLSStream, handshake: float) -> None:
     """Catch a TLS 1.3 server's verdict on the client certificate.
 
     In TLS 1.3 the client's handshake is complete before the server has checked
@@ -349,43 +376,28 @@ async def _settle(
     when none was sent, arrives as an alert right after. A server that accepts
     sends its session tickets instead (OpenSSL's default), which ends the wait
     early; otherwise wait about one more handshake's time (``handshake``, which
-    took one or two round trips).
+    took one or two round trips). The wait sleeps on the socket: each chunk that
+    arrives is looked at once, so a hundred hosts settling cost no more CPU than one.
     """
-    sslobj = writer.get_extra_info("ssl_object")
-    if not isinstance(sslobj, ssl.SSLObject) or sslobj.version() != "TLSv1.3":
+    if tls.sslobj.version() != "TLSv1.3":
         return  # TLS 1.2 refuses the certificate inside the handshake
-    loop = asyncio.get_running_loop()
-    end = loop.time() + min(_SETTLE_MAX, max(_SETTLE_MIN, 2 * handshake))
-    read = asyncio.ensure_future(reader.read(1))
     try:
-        while loop.time() < end:
-            done, _ = await asyncio.wait({read}, timeout=0.01)
-            if done:
-                read.result()
-                return
-            session = sslobj.session
-            if session is not None and session.has_ticket:
-                return
+        await tls.settle(min(_SETTLE_MAX, max(_SETTLE_MIN, 2 * handshake)))
     except ssl.SSLError as e:
         raise ProbeFailure(diag.tls(ctx, e)) from e
     except OSError as e:
         raise ProbeFailure(diag.reset(ctx, Stage.CLIENT_CERT, e, of_proxy=False)) from e
-    finally:
-        read.cancel()
-        with contextlib.suppress(BaseException):
-            await read
 
 
-async def _http(ctx: Context, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def _http(ctx: Context, tls: TLSStream) -> None:
     host = ctx.target if ctx.port != 443 else ctx.target.rsplit(":", 1)[0]
     request = (
         f"GET / HTTP/1.1\r\nHost: {host}\r\nUser-Agent: corpnet\r\nAccept: */*\r\n"
         "Connection: close\r\n\r\n"
     )
-    writer.write(request.encode("latin-1"))
     try:
-        await writer.drain()
-        line = await reader.readline()
+        await tls.write(request.encode("latin-1"))
+        line = await tls.readline()
     except ssl.SSLError as e:
         raise ProbeFailure(diag.tls(ctx, e)) from e
     except OSError as e:
@@ -411,11 +423,11 @@ async def _describe_peer(ctx: Context, proxy: Proxy | None, plan: Plan) -> str |
         # Bounded on its own: a slow second handshake must not turn the real
         # diagnosis into a timeout.
         async with asyncio.timeout(_SIDE_CHECK):
-            _, writer = await _tunnel(ctx, proxy, plan, Tracker())
+            reader, writer = await _tunnel(ctx, proxy, plan, Tracker())
             try:
-                await writer.start_tls(plan.insecure, server_hostname=ctx.host)
-                sslobj = writer.get_extra_info("ssl_object")
-                der = sslobj.getpeercert(binary_form=True) if sslobj is not None else None
+                tls = TLSStream(reader, writer, plan.insecure, ctx.host)
+                await tls.handshake()
+                der = tls.sslobj.getpeercert(binary_form=True)
             finally:
                 writer.transport.abort()
     except (OSError, ProbeFailure, TimeoutError):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import tenacity
@@ -140,7 +140,8 @@ class Prober:
         rand: Callable[[], float],
         events: Events,
     ) -> None:
-        self.plan = plan
+        # One lookup of the proxy's name for all the hosts behind it, not one each.
+        self.plan = plan = replace(plan, resolver=probe_mod.joined(plan.resolver))
         self.policy = policy
         self.clock = clock
         self._sleep = sleep
@@ -256,18 +257,21 @@ class Prober:
         self.events.started(list(self.results.values()), self.timeout)
         tasks = {asyncio.ensure_future(self.host(t)): t for t in self.results}
         ticker = asyncio.ensure_future(self._tick())
-        waited = {task for task, t in tasks.items() if t.required or wait_optional}
+        # Each task says when it is done (not asyncio.wait in a loop, which would
+        # hook onto every task still running each time one finishes: n² for n hosts).
+        finished: asyncio.Queue[asyncio.Task[None]] = asyncio.Queue()
+        waited = [task for task, t in tasks.items() if t.required or wait_optional]
+        for task in waited:
+            task.add_done_callback(finished.put_nowait)
         try:
-            while waited:
-                done, waited = await asyncio.wait(
-                    waited,
-                    timeout=max(self.remaining(), 0.0) + 1.0,
-                    return_when=asyncio.FIRST_COMPLETED,
-                )
-                if not done:
-                    break  # a safety net: attempts are bounded by the deadline already
-                failed = any(self.results[tasks[d]].status == "failed" for d in done)
-                if fail_fast and failed and any(tasks[d].required for d in done):
+            for _ in waited:
+                try:
+                    # A safety net: attempts are bounded by the deadline already.
+                    async with asyncio.timeout(max(self.remaining(), 0.0) + 1.0):
+                        target = tasks[await finished.get()]
+                except TimeoutError:
+                    break
+                if fail_fast and target.required and self.results[target].status == "failed":
                     break
         finally:
             ticker.cancel()
