@@ -13,7 +13,11 @@ virtual environment first). It
    requests with curl, Python (urllib, requests), Node and git;
 4. shows what corpnet said at start and what each client got, then a second
    agent with a mistake in its setup, to show the one-line diagnosis;
-5. removes every container and network it created.
+5. puts a newcomer behind the TLS-inspecting proxy with nothing mounted:
+   ``corpnet doctor`` names the inspector's CA by subject and fingerprint,
+   ``corpnet trust --discover`` writes it, and the agent started with that
+   file mounted reaches the API (the flow of the README's "First run");
+6. removes every container and network it created.
 
 The topology is the one the e2e tests use (tests/e2e), built by the same code.
 """
@@ -29,8 +33,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "tests")]
 
 from corpnet import build as corpnet_build  # noqa: E402
+from support import first_run  # noqa: E402
 from support.containers import API_HOST, Tracker  # noqa: E402
-from support.world import build_images, start_world  # noqa: E402
+from support.world import World, build_images, start_world  # noqa: E402
 
 BOLD, DIM, RESET = ("\033[1m", "\033[2m", "\033[0m") if sys.stdout.isatty() else ("", "", "")
 
@@ -47,9 +52,13 @@ def show(text: str, prefix: str = "   ") -> None:
 def main() -> int:
     say("corpnet build --tag corpnet-base .   (host CAs and proxy for the build only)")
     corpnet = REPO / ".venv" / "bin" / "corpnet"
-    subprocess.run(
-        [str(corpnet), "build", "--quiet", "--tag", "corpnet-base", str(REPO)], check=True
+    built = subprocess.run(
+        [str(corpnet), "build", "--quiet", "--tag", "corpnet-base", str(REPO)],
+        check=True,
+        stdout=subprocess.PIPE,
+        text=True,
     )
+    print(f"   built corpnet-base (image {built.stdout.strip()[:19]})", flush=True)
     client = corpnet_build.connect()
     tracker = Tracker(client)
     try:
@@ -85,11 +94,43 @@ def main() -> int:
             show("\n".join(errors) or bad.err, prefix=f"   {DIM}stderr| {RESET}")
             print(f"   agent exit code {bad.code} (65/69/78 are documented in the README)")
             ok = ok and bad.code != 0
+            ok = first_run_behind_the_inspector(world, root) and ok
     finally:
         say("cleaning up")
         tracker.cleanup()
     say("demo " + ("passed" if ok else "FAILED"))
     return 0 if ok else 1
+
+
+def first_run_behind_the_inspector(world: World, root: Path) -> bool:
+    """Nothing mounted, behind the TLS-inspecting proxy: find its CA, check it, mount it."""
+    first_run.start_public_host(world)
+    say(
+        f"first run behind the TLS-inspecting proxy {first_run.INSPECTOR}, nothing mounted: "
+        "corpnet doctor"
+    )
+    doctor = first_run.doctor(world)
+    lines = doctor.out.splitlines()
+    start = next((i for i, x in enumerate(lines) if x == "discovery:"), 0)
+    show("\n".join(lines[start : start + 5]) or doctor.err, prefix=f"   {DIM}doctor| {RESET}")
+
+    say(f"corpnet trust --discover {API_HOST}:8443 --out inspection-ca.pem")
+    found, pem = first_run.discover(world, f"{API_HOST}:8443")
+    show(found.err, prefix=f"   {DIM}trust | {RESET}")
+    expected = world.pki.inspector_ca.cert_pem.bytes().decode()
+    matches = pem is not None and pem.strip() == expected.strip()
+    print(
+        "   the fingerprint is the inspector's CA's (what IT would publish): mount it"
+        if matches
+        else "   FAILED: not the inspector's CA",
+        flush=True,
+    )
+
+    say("the agent with only that file mounted under /etc/corpnet/ca.d")
+    mounted = first_run.start_with(world, pem or "", root)
+    show(mounted.out, prefix="   ")
+    print(f"   agent exit code {mounted.code}", flush=True)
+    return doctor.code == 1 and matches and mounted.code == 0
 
 
 if __name__ == "__main__":
