@@ -42,8 +42,8 @@ Route = Callable[[str, int], Proxy | None]
 CAPTURE_TIMEOUT = 3.0  # seconds for every capture of one refinement together
 _RECORDS_LIMIT = 256 * 1024  # a server's first flight; more is not a handshake
 _ISSUER_LIMIT = 64 * 1024  # an AIA response: one certificate
-_HANDSHAKE, _CHANGE_CIPHER_SPEC, _ALERT = 22, 20, 21
-_SERVER_HELLO, _CERTIFICATE = 2, 11
+_HANDSHAKE = 22  # TLS record content type (RFC 5246 6.2.1)
+_CERTIFICATE = 11  # handshake message type (RFC 5246 7.4)
 UNTRUSTED_KINDS = {"tls-unknown-issuer"}
 DATED_KINDS = {"tls-certificate-expired", "tls-certificate-not-yet-valid"}
 
