@@ -26,6 +26,7 @@ JAVA_TRUSTSTORE = "java-truststore.p12"  # JVM truststore, only with a JVM
 ENV_FILE = "env.sh"  # the persisted environment, sourced by shells
 NOTICE = "notice"  # what `corpnet init` warned about, printed by interactive shells
 CLIENT_DIR = "client"  # client certificate and key copies, 0700
+REUSE = ".reuse"  # what an unchanged restart reuses (run/_reuse.py), the starter's own, 0600
 CLIENT_CERT = "tls.crt"
 CLIENT_KEY = "tls.key"
 EGRESS_LOG = "egress.log"  # the gateway's audit log, one JSON object per connection
@@ -216,7 +217,7 @@ def secure_root_dir(path: Path, *, variable: str = "CORPNET_RUNTIME_DIR") -> Pat
 # staging directories and ".certs-link.PID" swap links (trust/_certdir.py).
 _OURS = frozenset(
     {BUNDLE, CERT_DIR, JAVA_TRUSTSTORE, ENV_FILE, NOTICE, CLIENT_DIR, ".lock", EGRESS_LOG,
-     EGRESS_LOG + ".1", GATEWAY_DIR}
+     EGRESS_LOG + ".1", GATEWAY_DIR, REUSE}
 )  # fmt: skip
 _LEFTOVER_RE = re.compile(r"^\.(?:.+\.[0-9]+\.tmp|certs-[0-9a-f]+\.[0-9]+|certs-link\.[0-9]+)$")
 

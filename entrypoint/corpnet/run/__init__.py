@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from corpnet import config, environment, files
 from corpnet import log as logmod
 from corpnet.errors import CorpnetError, ExitCode, UsageError
-from corpnet.run import _gateway
+from corpnet.run import _gateway, _reuse
 from corpnet.run._hooks import run_hooks
 from corpnet.run._notice import Notice
 from corpnet.run._privileges import Account, drop_privileges, resolve_account
@@ -43,7 +43,10 @@ class Prepared:
     # Only the variables corpnet computed (what env.sh holds and `corpnet env` prints).
     env: dict[str, str]
     secret_names: frozenset[str]
-    trust: TrustResult
+    bundle: Path  # the merged CA bundle
+    client: tuple[Path, Path, str | None] | None  # the client cert, key and passphrase
+    # The stages' own results; None when an unchanged restart reused the last start's.
+    trust: TrustResult | None
     identity: IdentityResult | None
     proxy: ProxyConfig  # the route the agent takes (the gateway, when it is on)
     account: Account | None  # the user to drop to; None: stay who we are
@@ -98,7 +101,7 @@ def prepare(
     owner = (account.uid, account.gid) if account else None
     with files.lock(runtime_dir):
         files.clean_leftovers(runtime_dir)
-        computed, secret_names, trust_result, identity_result = _write_stages(
+        record, trust_result, identity_result = _write_stages(
             settings,
             environ,
             proxy_config,
@@ -112,8 +115,10 @@ def prepare(
     return Prepared(
         settings=settings,
         runtime_dir=runtime_dir,
-        env=computed,
-        secret_names=secret_names,
+        env=record.env,
+        secret_names=record.secret_names,
+        bundle=record.bundle,
+        client=record.client,
         trust=trust_result,
         identity=identity_result,
         proxy=proxy_config,
@@ -133,34 +138,49 @@ def _write_stages(
     euid: int,
     owner: tuple[int, int] | None,
     groups: tuple[int, ...] | None,
-) -> tuple[dict[str, str], frozenset[str], TrustResult, IdentityResult | None]:
-    """Trust, identity and the persisted environment: the writes, under the lock."""
+) -> tuple[_reuse.Record, TrustResult | None, IdentityResult | None]:
+    """Trust, identity and the persisted environment: the writes, under the lock.
+
+    An unchanged restart reuses the last start's outputs (run._reuse): the
+    results of the stages are then None, and the record says what they made.
+    """
+    log = logmod.get()
+    reuse_key = _reuse.key(
+        settings, environ, runtime_dir=runtime_dir, euid=euid, owner=owner, groups=groups, now=now
+    )
+    record = _reuse.load(runtime_dir, reuse_key, euid=euid)
+    if record is not None:
+        for w in record.warnings:
+            log.warning(w)
+        _log_proxy(proxy_config)
+        log.info("inputs unchanged since the last start: its outputs are reused")
+        return record, None, None
+
     from corpnet import identity, trust
 
-    log = logmod.get()
+    warnings: list[str] = []
     trust_result = trust.apply(settings, runtime_dir=runtime_dir, euid=euid)
+    warnings += trust_result.warnings
     for w in trust_result.warnings:
         log.warning(w)
 
     identity_result = identity.apply(
         settings,
         runtime_dir=runtime_dir,
-        roots_pem=trust_result.bundle.read_bytes(),
+        # Only --strict verifies the client chain at a start, against this bundle.
+        roots_pem=trust_result.bundle.read_bytes() if settings.identity.strict else None,
         now=now,
         owner=owner,
         # The groups the agent will really have (fsGroup, --group-add included).
         groups=groups,
     )
     if identity_result is not None:
+        warnings += identity_result.warnings
         for w in identity_result.warnings:
             log.warning(w)
         if identity_result.passphrase:
             log.add_secret(identity_result.passphrase)
-
-    for note in proxy_config.notes:
-        log.info(note)
-    for w in proxy_config.warnings:
-        log.warning(w)
+    _log_proxy(proxy_config)
 
     stage_exports = [trust_result.exports, proxy_config.exports]
     if identity_result is not None:
@@ -178,7 +198,33 @@ def _write_stages(
     merged["CORPNET_RUNTIME_DIR"] = str(runtime_dir)
     computed = {name: merged[name] for name in sorted(names)}
     environment.persist(runtime_dir, computed, owner=owner)
-    return computed, frozenset(secret_names), trust_result, identity_result
+    ident = identity_result
+    record = _reuse.Record(
+        env=computed,
+        secret_names=frozenset(secret_names),
+        warnings=tuple(warnings),
+        bundle=trust_result.bundle,
+        client=(ident.cert, ident.key, ident.passphrase) if ident is not None else None,
+    )
+    outputs = [runtime_dir / name for name in _REUSED_OUTPUTS]
+    if euid == 0 and settings.trust.system_store != "off":
+        outputs += trust.system_store_files()
+    _reuse.save(runtime_dir, reuse_key, record, outputs)
+    return record, trust_result, identity_result
+
+
+# What the trust and identity stages and env.sh write in the runtime directory.
+_REUSED_OUTPUTS = (
+    files.BUNDLE, files.CERT_DIR, files.JAVA_TRUSTSTORE, files.CLIENT_DIR, files.ENV_FILE
+)  # fmt: skip
+
+
+def _log_proxy(proxy_config: ProxyConfig) -> None:
+    log = logmod.get()
+    for note in proxy_config.notes:
+        log.info(note)
+    for w in proxy_config.warnings:
+        log.warning(w)
 
 
 def _proxy_secrets(proxy_config: ProxyConfig) -> list[str]:
@@ -259,12 +305,12 @@ def wait_stage(prepared: Prepared) -> Report | None:
         return None
     from corpnet import reach
 
-    ident = prepared.identity
-    identity = reach.ClientIdentity(ident.cert, ident.key, ident.passphrase) if ident else None
+    client = prepared.client
+    identity = reach.ClientIdentity(*client) if client else None
     return reach.wait_for_hosts(
         prepared.settings.reach,
         route=prepared.proxy.proxy_for,
-        ca_pem=prepared.trust.bundle.read_bytes(),
+        ca_pem=prepared.bundle.read_bytes(),
         identity=identity,
     )
 

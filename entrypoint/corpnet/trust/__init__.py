@@ -24,7 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,9 +60,11 @@ __all__ = [
     "exports",
     "file_warnings",
     "hashed_names",
+    "input_digest",
     "merge",
     "merged_bundle_pem",
     "read_inputs",
+    "system_store_files",
 ]
 
 BUNDLE_NAME = files.BUNDLE
@@ -366,3 +368,32 @@ def jvm_present(env: Mapping[str, str]) -> bool:
         if is_file(candidate) and os.access(candidate, os.X_OK):
             return True
     return False
+
+
+def input_digest(
+    settings: TrustSettings, *, own_dirs: Sequence[Path], update: Callable[[bytes], object]
+) -> bool:
+    """Feed every byte :func:`apply` would read to ``update``; False when an input is bad.
+
+    The key of an unchanged restart (corpnet.run._reuse): the CA inputs in the
+    order the merge reads them, and the system bundle it starts from. A file
+    that cannot be read makes the key unusable (the merge then says why).
+    """
+    source = _system.find_source(settings.system_bundle, own_dirs=own_dirs)
+    try:
+        update(b"system\0" + str(source.path).encode() + b"\0")
+        update(inputs.read_regular(source.path, inputs.CA_INPUT_LIMIT).data)
+    except (OSError, inputs.InputFileError):
+        return False
+    for f in read_inputs(settings):
+        if f.data is None:
+            return False
+        update(b"\0file\0" + str(f.path).encode() + b"\0" + f.source.encode() + b"\0")
+        update(hashlib.sha256(f.data).digest())
+    return True
+
+
+def system_store_files() -> list[Path]:
+    """The distribution bundles a root start rewrites (resolved), and the pristine copy."""
+    found = [p.resolve() for p in _system.DISTRO_BUNDLES if p.is_file()]
+    return [*dict.fromkeys(found), _system.PRISTINE]
