@@ -82,8 +82,9 @@ def _intact(directory: Path) -> bool:
 
 
 def _fill(directory: Path, names: Sequence[str | None], pems: Sequence[bytes]) -> None:
-    # os.open relative to the directory, then os.write: with a thousand files,
-    # pathlib's and io's per-file costs and the path lookups show.
+    # os.open relative to the directory, then os.write: with thousands of files,
+    # pathlib's and io's per-file costs and the path lookups show (what remains,
+    # creating each file, is the kernel's: ~4 us a file on tmpfs).
     dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     manifest = []
     try:

@@ -1,15 +1,14 @@
 """Just enough DER to read an X.509 certificate's outline, without cryptography.
 
 The trust stage must stay far below the cost of Debian's
-``update-ca-certificates`` (see ``bench/trust.py``). Importing
-``cryptography.x509`` alone costs about 30 ms, a third of that budget, while
+``update-ca-certificates`` and of ``openssl rehash`` (see ``bench/trust.py``).
+Importing ``cryptography.x509`` alone costs about 30 ms on every start, while
 everything corpnet needs from a CA certificate is a handful of fields: the
 subject (for the hashed directory), the validity, basicConstraints, the
 signature algorithm and the RSA modulus size. This module walks the DER
 structure strictly (every tag, length and nesting is checked, so corrupt
 base64 or a truncated file is refused rather than poisoning the bundle) and
-returns those fields. cryptography is still used where it is needed: the JVM
-truststore.
+returns those fields.
 """
 
 from __future__ import annotations
@@ -26,8 +25,8 @@ class DerError(ValueError):
     """The bytes are not a well-formed DER X.509 certificate."""
 
 
-# span() and element() run ~50 times per certificate and a thousand-certificate
-# bundle is the benchmark: they are written for speed (the two long length forms
+# span() and element() run ~50 times per certificate and the benchmark reads ten
+# thousand certificates: they are written for speed (the two long length forms
 # certificates use are unrolled; a truncation surfaces as IndexError, turned into
 # DerError by the callers' entry points).
 
