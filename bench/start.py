@@ -44,7 +44,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from trust import DEBIAN_PYTHON, shipped_corpnet
+from trust import DEBIAN_PYTHON, shipped_venv
 
 PASSPHRASE = "bench-passphrase"  # noqa: S105 - a generated test key's
 CONTAINER_BOUND_MS = 150.0
@@ -147,7 +147,7 @@ def _spread(values: Sequence[float], scale: float = 1.0, unit: str = "") -> str:
     )
 
 
-def container(image: str, work: Path, runs: int) -> bool:
+def container(image: str, work: Path, runs: int, extra: Sequence[str] = ()) -> bool:
     ca_dir, client = generate(work / "container")
     ok = True
     cases = {
@@ -159,7 +159,7 @@ def container(image: str, work: Path, runs: int) -> bool:
         "nothing mounted": [],
     }  # fmt: skip
     for label, args in cases.items():
-        base = ["docker", "run", "--rm", "--network", "none", "-e", "CORPNET_WAIT=off", *args]
+        base = ["docker", "run", "--rm", "--network", "none", "-e", "CORPNET_WAIT=off", *extra, *args]
         # One unmeasured start of each: the first `docker run` after a build pays for layers.
         with_ep = [*base, image, "true"]
         without = [*base, "--entrypoint", "true", image]
@@ -181,7 +181,7 @@ def container(image: str, work: Path, runs: int) -> bool:
 
 
 def host(work: Path, runs: int) -> bool:
-    corpnet = shipped_corpnet()
+    corpnet = shipped_venv() / "bin" / "corpnet"
     ca_dir, client = generate(work / "host", bundle=0)
     env = {
         "PATH": "/usr/bin:/bin",
@@ -238,6 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--image", default="corpnet-base")
     p.add_argument("--host-only", action="store_true")
     p.add_argument("--container-only", action="store_true")
+    p.add_argument("--docker-arg", action="append", default=[], help="e.g. --tmpfs=/run/corpnet")
     args = p.parse_args(argv)
     print(f"load average {os.getloadavg()[0]:.2f}, {os.cpu_count()} CPUs, {args.runs} pairs")
     work = Path(tempfile.mkdtemp(prefix="corpnet-bench-start-"))
@@ -247,7 +248,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.container_only:
             ok &= host(work, args.runs)
         if not args.host_only:
-            ok &= container(args.image, work, args.runs)
+            ok &= container(args.image, work, args.runs, args.docker_arg)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0 if ok else 1

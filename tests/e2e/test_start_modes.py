@@ -28,6 +28,9 @@ PROBE = (
     'if grep -qF "$E2E_CA_LINE" /etc/ssl/certs/ca-certificates.crt; '
     'then echo "E2E-OK sysbundle: corporate CA present"; fi; '
     "echo \"E2E-OK sysowner: $(stat -L -c '%u %a' /etc/ssl/certs/ca-certificates.crt)\"; "
+    # Where the hashed directory really is, and that it holds the corporate CA.
+    'echo "E2E-OK certdir: $(readlink -f "$SSL_CERT_DIR")"; '
+    'echo "E2E-OK certdir-ca: $(grep -lF "$E2E_CA_LINE" "$SSL_CERT_DIR"/*.0 | wc -l)"; '
     "exec /opt/e2e/check.sh"
 )
 
@@ -58,6 +61,9 @@ def test_default_non_root(world: World) -> None:
     # A non-root start cannot (and must not be able to) change root's trust anchor.
     assert result.ok("sysowner") == "0 644"
     assert "sysbundle" not in result.out
+    # From the writable layer (overlayfs) the hashed directory's files go to tmpfs (issue 14).
+    assert result.ok("certdir").startswith("/dev/shm/corpnet-1000-"), result.ok("certdir")
+    assert result.ok("certdir-ca") == "1"
 
 
 def test_root_with_corpnet_user_drops_privileges(world: World) -> None:
@@ -66,6 +72,8 @@ def test_root_with_corpnet_user_drops_privileges(world: World) -> None:
     assert result.ok("uid") == "1000"
     assert result.ok("sysbundle")  # root rewrote the system store
     assert result.ok("sysowner") == "0 644"
+    assert result.ok("certdir").startswith("/dev/shm/corpnet-0-"), result.ok("certdir")
+    assert result.ok("certdir-ca") == "1"
 
 
 def test_read_only_root_with_tmpfs_runtime_dir(world: World) -> None:
@@ -76,6 +84,9 @@ def test_read_only_root_with_tmpfs_runtime_dir(world: World) -> None:
         tmpfs={"/run/corpnet": "mode=0775,uid=1000,gid=0", "/tmp": "mode=1777"},
     )
     assert_all_tools(world, result)
+    # Already on tmpfs: the hashed directory stays in the runtime directory.
+    assert result.ok("certdir").startswith("/run/corpnet/.certs-"), result.ok("certdir")
+    assert result.ok("certdir-ca") == "1"
 
 
 def test_read_only_with_a_plain_tmpfs_and_user_1000_1000(world: World) -> None:

@@ -298,9 +298,18 @@ def _write(
             names.extend(bundle_names(merged))
         return names
 
-    from corpnet.trust import _certdir
+    from corpnet.trust import _certdir, _shm
 
-    if _certdir.write(cert_dir, pems, file_names, digest.hexdigest()):
+    # On a container's writable layer, the hashed directory's thousand files go to /dev/shm.
+    home = _shm.home(runtime_dir, euid=euid)
+    try:
+        changed = _certdir.write(cert_dir, pems, file_names, digest.hexdigest(), home=home)
+    except OSError:
+        if home is None:
+            raise
+        # /dev/shm full (Docker gives it 64 MB): the runtime directory, slower but there.
+        changed = _certdir.write(cert_dir, pems, file_names, digest.hexdigest())
+    if changed:
         written.append(cert_dir)
     truststore: Path | None = None
     if jvm_present(env):

@@ -30,19 +30,26 @@ def _remove_tree(path: Path) -> None:
 
 
 def write(
-    link: Path, pems: Sequence[bytes], names: Callable[[], Sequence[str | None]], digest: str
+    link: Path,
+    pems: Sequence[bytes],
+    names: Callable[[], Sequence[str | None]],
+    digest: str,
+    *,
+    home: Path | None = None,
 ) -> bool:
     """Make ``link`` a hashed directory of ``pems``; return False when already current.
 
     ``names`` computes the ``HHHHHHHH.N`` file names (None: leave that one out);
     it is only called when the directory must be (re)built, since hashing every
     subject is the costly part. ``digest`` (hex) names the bundle the PEM blocks make.
+    ``home`` holds the directory instead of ``link``'s own directory (trust/_shm.py).
     """
-    parent = link.parent
+    parent = home or link.parent
     name = f".{link.name}-{digest[:16]}"
     target = parent / name
+    text = str(target) if home else name  # what the link says
     with contextlib.suppress(OSError):
-        if str(link.readlink()) == name and _intact(target):
+        if str(link.readlink()) == text and _intact(target):
             return False
     staging = parent / f"{name}.{os.getpid()}"
     if staging.exists():  # a dead run with our pid (a container restart reuses pids)
@@ -59,7 +66,7 @@ def write(
         raise
     finally:
         os.umask(old_umask)
-    _swap(link, name)
+    _swap(link, text, home)
     return True
 
 
@@ -108,18 +115,20 @@ def _create(dir_fd: int, file_name: str, data: bytes) -> None:
         os.close(fd)
 
 
-def _swap(link: Path, name: str) -> None:
-    """Point ``link`` at ``name`` in one rename, then drop the directories it replaced."""
+def _swap(link: Path, text: str, home: Path | None) -> None:
+    """Point ``link`` at ``text`` in one rename, then drop the directories it replaced."""
     parent = link.parent
     swap = parent / f".{link.name}-link.{os.getpid()}"
     with contextlib.suppress(FileNotFoundError):
         swap.unlink()
-    swap.symlink_to(name)
+    swap.symlink_to(text)
     if link.is_dir() and not link.is_symlink():  # a plain directory from elsewhere
         _remove_tree(link)
     swap.replace(link)
     prefix = f".{link.name}-"
-    for entry in os.scandir(parent):
-        stale = entry.name.startswith(prefix) and entry.name != name
-        if stale and entry.is_dir(follow_symlinks=False):
-            _remove_tree(Path(entry.path))
+    current = (home or parent) / Path(text).name
+    for where in dict.fromkeys([parent, home or parent]):
+        for entry in os.scandir(where):
+            stale = entry.name.startswith(prefix) and Path(entry.path) != current
+            if stale and entry.is_dir(follow_symlinks=False):
+                _remove_tree(Path(entry.path))
