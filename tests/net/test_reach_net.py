@@ -525,8 +525,9 @@ def test_real_tls_inspecting_proxy(serve) -> None:  # type: ignore[no-untyped-de
     r = missing.results[0]
     assert missing.exit_code == ExitCode.CONFIG
     assert (r.status, r.attempts, r.stage) == ("failed", 1, reach.Stage.TLS)
-    assert line(r).startswith(f"a TLS-inspecting proxy re-signs localhost:{origin.port} (via "), r
-    assert f"the same CA signs 127.0.0.1:{origin.port}) with its CA 'OU=Testing CA" in line(r)
+    assert line(r).startswith(f"the certificate of localhost:{origin.port} (via proxy http"), r
+    assert "is re-signed by a TLS-inspecting proxy whose CA 'OU=Testing CA" in line(r)
+    assert f"corpnet does not trust (the same CA signs 127.0.0.1:{origin.port})" in line(r)
     assert "O=Corp TLS Inspection CA'" in line(r)
     # (proxy.py's certificates carry no IP address: 127.0.0.1 stays a name mismatch)
     assert mounted.results[0].ok, mounted.results

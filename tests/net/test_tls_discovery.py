@@ -145,12 +145,13 @@ def test_one_issuer_on_unrelated_hosts_is_an_inspecting_proxy(ca, serve, tmp_pat
     first = line(report.results[0])
     assert report.results[0].diagnosis.kind == "tls-inspection-ca-missing"  # type: ignore[union-attr]
     assert first.startswith(
-        f"a TLS-inspecting proxy re-signs api.corp.test:{origin.port} (via proxy http://127.0.0.1:"
+        f"the certificate of api.corp.test:{origin.port} (via proxy http://127.0.0.1:"
     ), first
-    assert f"; the same CA signs git.example.net:{origin.port}) with its CA {subject} " in first
+    assert f") is re-signed by a TLS-inspecting proxy whose CA {subject} " in first
     assert f"(SHA-256 {fp(inspector.cert_pem.bytes())}, a root, valid " in first
     assert first.endswith(
-        f"which corpnet does not trust: `corpnet trust --discover api.corp.test:{origin.port} "
+        f") corpnet does not trust (the same CA signs git.example.net:{origin.port}): "
+        f"`corpnet trust --discover api.corp.test:{origin.port} "
         "--out inspection-ca.pem` writes it; compare its SHA-256 fingerprint with your IT "
         "department's, then mount the file under /etc/corpnet/ca.d"
     ), first
@@ -177,9 +178,8 @@ def test_a_private_ca_on_one_host_behind_a_tunnelling_proxy_is_the_servers(  # t
     text = line(result)
     assert result.diagnosis is not None and result.diagnosis.kind == "tls-server-ca-missing"
     assert "inspect" not in text
-    assert text.startswith(
-        f"the certificate of api.corp.test:{origin.port} is issued by the server's own CA "
-    )
+    assert text.startswith(f"the certificate of api.corp.test:{origin.port} (via proxy http://")
+    assert ") is issued by the server's own CA " in text
     assert f"SHA-256 {fp(private.cert_pem.bytes())}, a root," in text
     assert "no other host shows this issuer" in text
     assert "compare its SHA-256 fingerprint with the server owners', then mount" in text
@@ -191,7 +191,7 @@ def test_a_ca_that_was_not_sent_is_named_to_ask_for(ca, serve, proxy) -> None:  
     origin = serve(Origin(stranger.issue_cert("api.corp.test")).handler)  # leaf only
     result = run(ca, [Target("api.corp.test", origin.port)], route=proxy).results[0]
     subject = x509.load_pem_x509_certificate(stranger.cert_pem.bytes()).subject.rfc4514_string()
-    assert f"server's own CA {subject!r} (not sent by the host)" in line(result)
+    assert f"server's own CA {subject!r} (not sent by the host), which corpnet" in line(result)
     assert line(result).endswith(
         f"ask the server's owners for the CA certificate {subject!r}, compare its SHA-256 "
         "fingerprint with theirs, and mount it under /etc/corpnet/ca.d"

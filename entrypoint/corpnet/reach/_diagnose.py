@@ -525,8 +525,8 @@ def untrusted_chain(ctx: Context, finding: Finding) -> Diagnosis:
         return Diagnosis(
             "tls-inspection-ca-missing",
             Stage.TLS,
-            f"a TLS-inspecting proxy re-signs {target} ({ctx.via}; {evidence}) with its CA "
-            f"{ca}, which corpnet does not trust",
+            f"the certificate of {target} ({ctx.via}) is re-signed by a TLS-inspecting proxy "
+            f"whose CA {ca} corpnet does not trust ({evidence})",
             get,
             retryable=False,
             exit_code=_CONFIG,
@@ -534,8 +534,8 @@ def untrusted_chain(ctx: Context, finding: Finding) -> Diagnosis:
     return Diagnosis(
         "tls-server-ca-missing",
         Stage.TLS,
-        f"the certificate of {target} is issued by the server's own CA {ca} ({ctx.via}; no "
-        "other host shows this issuer), which corpnet does not trust",
+        f"the certificate of {target} ({ctx.via}) is issued by the server's own CA {ca}, "
+        "which corpnet does not trust (no other host shows this issuer)",
         get,
         retryable=False,
         exit_code=_CONFIG,
