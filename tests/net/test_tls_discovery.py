@@ -412,8 +412,26 @@ def test_discover_writes_the_root_and_prints_its_fingerprint(  # type: ignore[no
     assert f"  SHA-256  {fp(inspector.cert_pem.bytes())}\n" in got.out
     assert f"wrote {out}: " in got.out and "a root, valid " in got.out
     assert "corpnet trusts nothing by itself" in got.out
+    assert got.out.startswith(f"localhost:{origin.port} (direct) presented:\n  1. ")
+    assert "\n  2. OU=Testing CA" in got.out and "(root; issued by 'OU=Testing CA" in got.out
     # Nothing was trusted: the runtime directory was not even created.
     assert not (tmp_path / "run").exists()
+
+
+def test_discover_shows_a_certificate_sent_twice_once(  # type: ignore[no-untyped-def]
+    serve, tmp_path, host_env, corpnet: CorpnetCli
+) -> None:
+    """What Squid's ssl_bump sends when its CA file holds the CA as chain too."""
+    inspector = trustme.CA(organization_name="Corp TLS Inspection CA")
+    leaf = inspector.issue_cert("localhost")
+    chain = leaf.cert_chain_pems[0].bytes() + inspector.cert_pem.bytes() * 2
+    origin = serve(ChainOrigin(tmp_path, chain, leaf.private_key_pem.bytes()).handler)
+    out = tmp_path / "ca.pem"
+    got = corpnet(
+        "trust", "--discover", f"localhost:{origin.port}", "--out", str(out), env=host_env
+    )
+    assert got.code == 0, got
+    assert "\n  3. the same certificate as 2.\n" in got.out, got.out
 
 
 def test_discover_an_intermediate_says_its_root_is_missing(  # type: ignore[no-untyped-def]

@@ -80,7 +80,11 @@ def text(found: Discovery, ca: Cert, target: str, out: Path) -> str:
     p = found.presented
     via = "direct" if found.route == "direct" else f"via proxy {found.route}"
     lines = [f"{target} ({via}) presented:"]
-    lines += [f"  {i}. {_line(c)}" for i, c in enumerate(p.certs, 1)]
+    first: dict[str, int] = {}
+    for i, c in enumerate(p.certs, 1):
+        # Squid's ssl_bump sends its CA twice when the CA file also lists it as chain.
+        seen = first.setdefault(c.fingerprint, i)
+        lines.append(f"  {i}. " + (_line(c) if seen == i else f"the same certificate as {seen}."))
     if not p.complete:
         lines.append("  (only the first certificate could be read: the host speaks only TLS 1.3)")
     lines += [
