@@ -517,3 +517,24 @@ def test_doctor_names_the_inspectors_ca(  # type: ignore[no-untyped-def]
     found = data["reachability"]["discovered"]
     assert {f["verdict"] for f in found} == {"inspection"}
     assert found[0]["ca"]["sha256"] == fp(inspector.cert_pem.bytes())
+
+
+def test_the_wait_log_shows_what_a_failure_turned_out_to_be(ca, serve, tmp_path, proxy) -> None:  # type: ignore[no-untyped-def]
+    """The line written when the host failed is followed by the explained one."""
+    import io
+
+    from corpnet.log import Log
+    from corpnet.reach import _report
+
+    inspector = trustme.CA(organization_name="Corp TLS Inspection CA")
+    origin = serve(sending_root(inspector, tmp_path, "api.anthropic.com").handler)
+    stream = io.StringIO()
+    reporter = _report.Reporter(Log(stream=stream), now=lambda: 0.0)
+    report = run(ca, [Target("api.anthropic.com", origin.port)], route=proxy, events=reporter)
+    reporter.summary(report)
+    failed = [x for x in stream.getvalue().splitlines() if " failed (" in x]
+    assert [x.split(" failed (")[1].split(",")[0] for x in failed] == [
+        "tls-unknown-issuer",
+        "tls-inspection-ca-missing",
+    ], failed
+    assert failed[1].endswith(line(report.results[0]))

@@ -85,6 +85,7 @@ class Reporter:
         self.log = log
         self.now = now
         self._last_kind: dict[str, str] = {}
+        self._finished_as: dict[str, str] = {}  # the class each failure was shown with
 
     def _write(self, level: str, message: str, **fields: object) -> None:
         if self.log.as_json:
@@ -123,6 +124,8 @@ class Reporter:
 
     def finished(self, result: HostResult) -> None:
         level = "info" if result.ok else "warning"
+        if result.diagnosis is not None and not result.ok:
+            self._finished_as[str(result.target)] = result.diagnosis.kind
         self._write(
             level,
             describe(result),
@@ -138,10 +141,24 @@ class Reporter:
         pass
 
     def summary(self, report: Report) -> None:
-        """After the wait: hosts never finished (stopped, skipped), then one line."""
+        """After the wait: hosts never finished (stopped, skipped), then one line.
+
+        A failure explained after it was shown (the chains fetched as evidence,
+        ``_discover.refine``) is shown again, with what it turned out to be.
+        """
         for r in report.results:
             if r.status in ("skipped", "stopped"):
                 self._write("info", describe(r), event="host", host=str(r.target), status=r.status)
+            shown = self._finished_as.get(str(r.target))
+            if r.diagnosis is not None and shown is not None and shown != r.diagnosis.kind:
+                self._write(
+                    "warning",
+                    describe(r),
+                    event="host",
+                    host=str(r.target),
+                    status=r.status,
+                    error=r.diagnosis.kind,
+                )
         self._write("info", summary_line(report), event="wait-end", ok=report.ok)
 
 
