@@ -15,6 +15,7 @@ import re
 import stat
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 from corpnet.errors import PermissionDeniedError
 
@@ -50,6 +51,18 @@ def write_atomic(path: Path, data: bytes | Sequence[bytes], *, mode: int = 0o644
             return False
     except OSError:
         pass
+    with replacing(path, mode=mode) as f:
+        f.writelines(pieces)
+    return True
+
+
+@contextlib.contextmanager
+def replacing(path: Path, *, mode: int = 0o644) -> Iterator[BinaryIO]:
+    """A new file that replaces ``path`` atomically, with ``mode``, when the block succeeds.
+
+    For content written as it is made (:func:`write_atomic` for content at hand).
+    On an exception the new file is removed and ``path`` is left as it was.
+    """
     # A name of our own rather than tempfile.mkstemp: importing tempfile costs
     # ~5 ms (random, shutil, bz2, lzma) on the container start path.
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -59,13 +72,12 @@ def write_atomic(path: Path, data: bytes | Sequence[bytes], *, mode: int = 0o644
     try:
         with os.fdopen(fd, "wb") as f:
             os.fchmod(f.fileno(), mode)  # before the data: a secret is never readable by others
-            f.writelines(pieces)
+            yield f
         tmp.replace(path)
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
-    return True
 
 
 def holds(path: Path, pieces: Sequence[bytes]) -> bool:

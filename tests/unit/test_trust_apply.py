@@ -226,14 +226,12 @@ def test_pieces_are_written_and_compared_without_joining(tmp_path: Path) -> None
     assert path.read_bytes() == b"one\nTWO\nthree\n"
 
 
-def test_truststore_pieces_are_the_truststore(box: Box) -> None:
+def test_truststore_written_as_it_is_made_holds_every_certificate_and_alias(box: Box) -> None:
     from corpnet.trust import _java
 
     ders = [*map(der, SYSTEM), der(CA1)]
     aliases = ["a", "b" * 70, "\u00e9", "d"]  # a long alias needs a long-form length
-    parts = _java.truststore_parts(ders, aliases)
-    assert b"".join(parts) == _java.truststore(ders, aliases)
-    store = pkcs12.load_pkcs12(b"".join(parts), b"changeit")
+    store = pkcs12.load_pkcs12(_java.truststore(ders, aliases), b"changeit")
     assert [der(c.certificate) for c in store.additional_certs] == ders
     assert [c.friendly_name for c in store.additional_certs] == [a.encode() for a in aliases]
 

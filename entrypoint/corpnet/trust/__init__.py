@@ -321,10 +321,9 @@ def _write(
         # current, and a restart skips building it.
         if not (unchanged and truststore.is_file()):
             aliases = [name or f"corpnet-{i}" for i, name in enumerate(file_names())]
-            store = _java.truststore_parts(map(pem_decode, pems), aliases)
-            if files.write_atomic(truststore, store):
-                written.append(truststore)
-            del store
+            with files.replacing(truststore) as out:
+                _java.write(out, lambda: map(pem_decode, pems), aliases)
+            written.append(truststore)
     if files.write_atomic(bundle, pems):
         written.append(bundle)
     warnings = file_warnings(merged.files)

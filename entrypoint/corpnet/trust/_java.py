@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterable
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 # The JDK's default for cacerts: a truststore holds nothing secret.
 TRUSTSTORE_PASSWORD = "changeit"  # noqa: S105
@@ -108,41 +109,54 @@ def _mac_key(password: str, salt: bytes, iterations: int) -> bytes:
     return digest
 
 
-def truststore(ders: Iterable[bytes], aliases: Iterable[str]) -> bytes:
+def truststore(ders: Sequence[bytes], aliases: Sequence[str]) -> bytes:
     """Serialise ``ders`` as a PKCS#12 truststore, one trusted certificate per alias."""
-    return b"".join(truststore_parts(ders, aliases))
+    import io
+
+    out = io.BytesIO()
+    write(out, lambda: iter(ders), aliases)
+    return out.getvalue()
 
 
-def truststore_parts(ders: Iterable[bytes], aliases: Iterable[str]) -> list[bytes]:
-    """:func:`truststore` as pieces to write in order, one per certificate.
+def write(out: BinaryIO, ders: Callable[[], Iterator[bytes]], aliases: Sequence[str]) -> None:
+    """Write :func:`truststore` to ``out`` as it is made, iterating ``ders()`` twice.
 
-    Never joined in memory: for ten thousand certificates, one more copy of the
-    store would be ~10 MB (see :func:`corpnet.files.write_atomic`).
+    The first pass sizes the store and derives its salt, the second computes the
+    MAC and writes: no bag is held, where ten thousand would be ~10-14 MB beside
+    the caller's certificates (bench/trust.py bounds the peak RSS).
     """
-    bags = [_cert_bag(der, alias) for der, alias in zip(ders, aliases, strict=True)]
-    bags_size = sum(map(len, bags))
+    salted = hashlib.sha256(b"corpnet truststore salt")
+    bags_size = 0
+    for der, alias in zip(ders(), aliases, strict=True):
+        bag = _cert_bag(der, alias)
+        bags_size += len(bag)
+        salted.update(bag)
+    salt = salted.digest()[:16]
     # AuthenticatedSafe ::= SEQUENCE OF ContentInfo: one, of type data, holding
     # SafeContents ::= SEQUENCE OF SafeBag.
     contents = _header(0x30, bags_size)
     info = _data_headers(len(contents) + bags_size)
     safe_head = _header(0x30, len(info) + len(contents) + bags_size) + info + contents
-    safe_size = len(safe_head) + bags_size
-    salted = hashlib.sha256(b"corpnet truststore salt" + safe_head)
-    for bag in bags:
-        salted.update(bag)
-    salt = salted.digest()[:16]
     mac = hmac.new(_mac_key(TRUSTSTORE_PASSWORD, salt, MAC_ITERATIONS), safe_head, hashlib.sha256)
-    for bag in bags:
+    version = _tlv(0x02, b"\x03")
+    auth_safe = _data_headers(len(safe_head) + bags_size)
+    mac_size = len(_mac_data(bytes(mac.digest_size), salt))
+    pfx = _header(0x30, len(version) + len(auth_safe) + len(safe_head) + bags_size + mac_size)
+    out.write(pfx + version + auth_safe + safe_head)
+    for der, alias in zip(ders(), aliases, strict=True):
+        bag = _cert_bag(der, alias)
         mac.update(bag)
-    mac_data = _seq(
-        _seq(_seq(_SHA256, _NULL), _octets(mac.digest())),
+        out.write(bag)
+    out.write(_mac_data(mac.digest(), salt))
+
+
+def _mac_data(mac: bytes, salt: bytes) -> bytes:
+    """MacData { DigestInfo { sha256, mac }, salt, iterations }."""
+    return _seq(
+        _seq(_seq(_SHA256, _NULL), _octets(mac)),
         _octets(salt),
         _tlv(0x02, MAC_ITERATIONS.to_bytes(2, "big")),
     )
-    version = _tlv(0x02, b"\x03")
-    auth_safe = _data_headers(safe_size)
-    pfx = _header(0x30, len(version) + len(auth_safe) + safe_size + len(mac_data))
-    return [pfx + version + auth_safe + safe_head, *bags, mac_data]
 
 
 def java_options(path: Path) -> tuple[str, ...]:
