@@ -302,7 +302,8 @@ def test_unknown_issuer_via_proxy_is_no_evidence_of_inspection() -> None:
     assert "inspect" not in d.line()
     assert d.fix == (
         f"`corpnet trust --discover {CTX.target} --out ca.pem` writes the CA it presented; "
-        "compare its fingerprint with its owners', then mount it under /etc/corpnet/ca.d"
+        "compare its fingerprint with the one your IT department (or the server's owners) "
+        "publish, then mount it under /etc/corpnet/ca.d"
     )
 
 

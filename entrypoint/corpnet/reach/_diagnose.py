@@ -417,8 +417,8 @@ def tls(  # noqa: PLR0911 - one return per diagnosis reads best
             else:
                 fix = (
                     f"`corpnet trust --discover {ctx.target} --out ca.pem` writes the CA it "
-                    f"presented; compare its fingerprint with its owners', then mount it under "
-                    f"{CA_DIR}"
+                    "presented; compare its fingerprint with the one your IT department (or "
+                    f"the server's owners) publish, then mount it under {CA_DIR}"
                 )
             return Diagnosis(
                 "tls-unknown-issuer",
