@@ -167,14 +167,18 @@ def nginx_origin(work: Path) -> Iterator[int]:
         port = probe.getsockname()[1]
     conf = work / "nginx.conf"
     conf.write_text(NGINX_CONF.format(work=work, port=port))
-    server = subprocess.Popen([nginx, "-c", str(conf), "-p", str(work), "-e", str(work / "e.log")])
+    log = work / "nginx-error.log"
+    server = subprocess.Popen([nginx, "-c", str(conf), "-p", str(work), "-e", str(log)])
     try:
         for _ in range(100):
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.1):
                 break
             if server.poll() is not None:
-                sys.exit(f"bench/reach.py: nginx exited: see {work}/e.log")
+                said = log.read_text().strip() if log.exists() else "no log"
+                sys.exit(f"bench/reach.py: nginx exited {server.returncode}: {said}")
             time.sleep(0.05)
+        else:
+            sys.exit(f"bench/reach.py: nginx did not listen on 127.0.0.1:{port} within 15 s")
         yield port
     finally:
         server.terminate()
@@ -214,7 +218,7 @@ def in_process(world: World, hosts: int) -> float:
 
 
 def _wait_process(world: World, hosts: int, proxy_port: int, *extra: str) -> tuple[int, float, str]:
-    """Run ``python -m corpnet wait``: (exit code, seconds from start to exit, stdout)."""
+    """Run ``python -m corpnet wait``: (exit code, seconds from start to exit, its output)."""
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(world.runtime),
