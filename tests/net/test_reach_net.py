@@ -490,8 +490,8 @@ def test_wait_stage_takes_what_the_pipeline_prepared(ca, leaf, serve, tmp_path) 
             reach=ReachSettings(allowlist=(HostPort("localhost", origin.port),))
         ),
         proxy=SimpleNamespace(proxy_for=lambda host, port=443, scheme="https": None),
-        trust=SimpleNamespace(bundle=bundle),
-        identity=None,
+        bundle=bundle,
+        client=None,
     )
     from corpnet.run import wait_stage
 
