@@ -20,6 +20,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,14 +31,17 @@ from cryptography.hazmat.primitives import serialization
 from corpnet import build as corpnet_build
 from corpnet.build._strip import needles_for
 from support.containers import (
+    API_HOST,
     PROXY_USER,
     REPO,
     Result,
     Tracker,
+    archive_files,
     content_hash,
     ensure_image,
     find_in_export,
     logs,
+    wait_exit,
     wait_for_log,
 )
 from support.devcontainer import devcontainer
@@ -73,24 +77,63 @@ CLAUDE_ENV = {
 
 # The Messages API as Claude Code uses it: POST /v1/messages, streamed as
 # server-sent events. Requires a client certificate (CERT_REQUIRED) and logs
-# the subject of each one it accepts.
+# the subject of each one it accepts, and what it answered.
+#
+# `api.py REPLY` answers every request with REPLY. `api.py REPLY TOOL URL...`
+# is the agent loop of an MCP tool call: a request offering TOOL is answered
+# with one tool_use block per URL (input {"url": URL}, stop_reason "tool_use"),
+# and the request carrying the tool results with REPLY followed by each
+# result's text, one per line, so the tool's output shows in what Claude Code
+# prints. The stream is the Messages API's: a tool_use content block starts
+# with an empty input, which arrives as input_json_delta fragments.
 _API_SERVER = r"""
 import http.server, json, ssl, sys
 
 REPLY = sys.argv[1]
+TOOL = sys.argv[2] if len(sys.argv) > 2 else None
+URLS = sys.argv[3:]
 
-def events(model):
-    msg = {"id": "msg_e2e", "type": "message", "role": "assistant", "model": model,
-           "content": [], "stop_reason": None, "stop_sequence": None,
-           "usage": {"input_tokens": 1, "output_tokens": 1}}
-    yield "message_start", {"type": "message_start", "message": msg}
-    yield "content_block_start", {"type": "content_block_start", "index": 0,
-                                  "content_block": {"type": "text", "text": ""}}
-    yield "content_block_delta", {"type": "content_block_delta", "index": 0,
-                                  "delta": {"type": "text_delta", "text": REPLY}}
-    yield "content_block_stop", {"type": "content_block_stop", "index": 0}
+def results(body):
+    for message in body.get("messages", []):
+        content = message.get("content")
+        for block in content if isinstance(content, list) else []:
+            if block.get("type") == "tool_result":
+                inner = block.get("content")
+                if isinstance(inner, list):
+                    inner = "".join(b.get("text", "") for b in inner)
+                yield str(inner)
+
+def answer(body):
+    got = list(results(body)) if TOOL else []
+    if got:
+        return [{"type": "text", "text": "\n".join([REPLY, *got])}], "end_turn", "tool_result"
+    if TOOL and TOOL in {t.get("name") for t in body.get("tools", [])}:
+        calls = [{"type": "tool_use", "id": f"toolu_e2e_{i}", "name": TOOL, "input": {"url": u}}
+                 for i, u in enumerate(URLS)]
+        return calls, "tool_use", "tool_use"
+    return [{"type": "text", "text": REPLY}], "end_turn", "text"
+
+def message(model, content, stop):
+    return {"id": "msg_e2e", "type": "message", "role": "assistant", "model": model,
+            "content": content, "stop_reason": stop, "stop_sequence": None,
+            "usage": {"input_tokens": 1, "output_tokens": 1}}
+
+def events(model, blocks, stop):
+    yield "message_start", {"type": "message_start", "message": message(model, [], None)}
+    for i, block in enumerate(blocks):
+        if block["type"] == "text":
+            start = {"type": "text", "text": ""}
+            delta = {"type": "text_delta", "text": block["text"]}
+        else:
+            start = dict(block, input={})
+            delta = {"type": "input_json_delta", "partial_json": json.dumps(block["input"])}
+        yield "content_block_start", {"type": "content_block_start", "index": i,
+                                      "content_block": start}
+        yield "content_block_delta", {"type": "content_block_delta", "index": i,
+                                      "delta": delta}
+        yield "content_block_stop", {"type": "content_block_stop", "index": i}
     yield "message_delta", {"type": "message_delta", "usage": {"output_tokens": 1},
-                            "delta": {"stop_reason": "end_turn", "stop_sequence": None}}
+                            "delta": {"stop_reason": stop, "stop_sequence": None}}
     yield "message_stop", {"type": "message_stop"}
 
 class Api(http.server.BaseHTTPRequestHandler):
@@ -100,18 +143,19 @@ class Api(http.server.BaseHTTPRequestHandler):
 
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))) or b"{}")
-        print(f"request POST {self.path} client={self._peer()}", flush=True)
         if not self.path.startswith("/v1/messages"):
+            print(f"request POST {self.path} client={self._peer()}", flush=True)
             self.send_error(404)
             return
+        blocks, stop, kind = answer(body)
+        print(f"request POST {self.path} client={self._peer()} answer={kind}", flush=True)
         model = body.get("model", "claude")
         if body.get("stream"):
-            data = "".join(f"event: {n}\ndata: {json.dumps(d)}\n\n" for n, d in events(model))
+            data = "".join(f"event: {n}\ndata: {json.dumps(d)}\n\n"
+                           for n, d in events(model, blocks, stop))
             ctype = "text/event-stream"
         else:
-            final = dict(list(events(model))[0][1]["message"], stop_reason="end_turn",
-                         content=[{"type": "text", "text": REPLY}])
-            data, ctype = json.dumps(final), "application/json"
+            data, ctype = json.dumps(message(model, blocks, stop)), "application/json"
         raw = data.encode()
         self.send_response(200)
         self.send_header("content-type", ctype)
@@ -224,13 +268,13 @@ def example_secrets(world: World) -> Secrets:
     return Secrets(d, world.proxy_password, passphrase)
 
 
-def _anthropic_pki(world: World) -> Path:
-    """The stand-in API's certificate (corporate CA) and the client CA it requires."""
-    d = world.root / "anthropic-pki"
+def _anthropic_pki(world: World, host: str = ANTHROPIC_HOST) -> Path:
+    """A stand-in server's certificate (corporate CA) and the client CA the API requires."""
+    d = world.root / f"{host}-pki"
     if d.is_dir():
         return d
     d.mkdir(mode=0o755)
-    server = world.pki.corp_ca.issue_cert(ANTHROPIC_HOST)
+    server = world.pki.corp_ca.issue_cert(host)
     server.cert_chain_pems[0].write_to_path(str(d / "server.pem"))
     server.private_key_pem.write_to_path(str(d / "server.key"))
     world.pki.client_ca.cert_pem.write_to_path(str(d / "client-ca.pem"))
@@ -683,6 +727,29 @@ def test_claude_code_answers_under_lockdown(  # noqa: PLR0917 - fixtures
         assert secret.decode(errors="replace") not in str(result)
 
 
+def _kerberos_start(
+    example_secrets: Secrets, claude_client_dir: Path, gw_rigs: GatewayRigs, **env: str
+) -> dict[str, Any]:
+    """Agent arguments: a root start with CORPNET_USER=1000, alice's password a 0400 root file."""
+    krb_proxy = f"http://{KRB_PROXY}:3128"
+    return {
+        "env": _claude_env(
+            HTTPS_PROXY=krb_proxy,
+            HTTP_PROXY=krb_proxy,
+            CORPNET_PROXY_USER=ALICE,
+            CORPNET_PROXY_PASSWORD_FILE="/run/gw-secrets/alice-password",
+            CORPNET_USER="1000",
+            **env,
+        ),
+        "volumes": {
+            **_claude_mounts(example_secrets, claude_client_dir),
+            "/run/gw-secrets": gw_rigs.file("secrets"),
+            "/etc/krb5.conf": gw_rigs.file("krb5.conf"),
+        },
+        "user": "0",
+    }
+
+
 def _claude_over_kerberos(  # noqa: PLR0917 - fixtures
     world: World,
     claude_image: str,
@@ -692,25 +759,268 @@ def _claude_over_kerberos(  # noqa: PLR0917 - fixtures
     cap_add: list[str] | None = None,
     **env: str,
 ) -> Result:
-    """`claude -p` as root with CORPNET_USER=1000, alice's password a 0400 root file."""
-    krb_proxy = f"http://{KRB_PROXY}:3128"
+    """`claude -p` over the Kerberos Squid (see _kerberos_start)."""
     return world.run_agent(
         image=claude_image,
         command=["claude", "-p", "Say hello."],
-        env=_claude_env(
-            HTTPS_PROXY=krb_proxy,
-            HTTP_PROXY=krb_proxy,
-            CORPNET_PROXY_USER=ALICE,
-            CORPNET_PROXY_PASSWORD_FILE="/run/gw-secrets/alice-password",
-            CORPNET_USER="1000",
-            **env,
-        ),
-        volumes={
-            **_claude_mounts(example_secrets, claude_client_dir),
-            "/run/gw-secrets": gw_rigs.file("secrets"),
-            "/etc/krb5.conf": gw_rigs.file("krb5.conf"),
-        },
-        user="0",
+        **_kerberos_start(example_secrets, claude_client_dir, gw_rigs, **env),
         cap_add=cap_add or [],
         timeout=180,
     )
+
+
+# --- an MCP stdio server under lockdown -----------------------------------------------------
+
+# The stand-in API of the MCP run (it answers with tool calls; see _API_SERVER).
+MCP_API_HOST = "anthropic-mcp.corp.test"
+# HTTPS on 443 with no client certificate asked: a port the lockdown captures,
+# unlike api.corp.test's certificate-free 8443 (nginx), and a server any client
+# can finish a handshake with. On the back network: the agent reaches it only
+# through a proxy.
+DOCS_HOST = "docs.corp.test"
+# Claude Code names an MCP tool mcp__<server>__<tool>.
+MCP_TOOL = "mcp__probe__fetch"
+MCP_DIR = "/opt/e2e-mcp"
+# The variables a process could learn a CA bundle from (corpnet exports them all).
+CA_VARS = ("SSL_CERT_FILE", "SSL_CERT_DIR", "NODE_EXTRA_CA_CERTS", "REQUESTS_CA_BUNDLE")
+# How the probe is started: an environment of PATH and HOME only.
+STRIPPED_ENV = ("-i", "PATH=/usr/bin:/bin", "HOME=/home/agent")
+# OpenSSL's default CA file on Debian, a link to /etc/ssl/certs/ca-certificates.crt.
+OPENSSL_CAFILE = "/usr/lib/ssl/cert.pem"
+
+_DOCS_SERVER = r"""
+import http.server, ssl, sys
+
+BODY = sys.argv[1].encode()
+
+class Docs(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        print(f"request GET {self.path}", flush=True)
+        self.send_response(200)
+        self.send_header("content-length", str(len(BODY)))
+        self.end_headers()
+        self.wfile.write(BODY)
+
+ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)  # asks no client certificate
+ctx.load_cert_chain("/pki/server.pem", "/pki/server.key")
+server = http.server.ThreadingHTTPServer(("0.0.0.0", 443), Docs)
+server.socket = ctx.wrap_socket(server.socket, server_side=True)
+print("listening", flush=True)
+server.serve_forever()
+"""
+
+# An MCP server on stdio (newline-delimited JSON-RPC), standard library only:
+# initialize, tools/list, tools/call of one tool, `fetch`, a plain urllib GET.
+# It notes the variables it was started with and removes any proxy variable
+# and the CA variables named in its arguments that reached it anyway; each
+# call answers one JSON line with what urllib then used: its proxies (from the
+# environment) and its CA file (SSL_CERT_FILE, else OpenSSL's default file,
+# which on Debian is the system bundle corpnet rewrites).
+_MCP_PROBE = r"""
+import json, os, ssl, sys, urllib.request
+
+CA_VARS = set(sys.argv[1:])
+ENV = sorted(os.environ)
+for k in ENV:
+    if k.lower().endswith("_proxy") or k in CA_VARS:
+        del os.environ[k]
+
+def fetch(url):
+    out = {"url": url, "env": ENV, "proxies": urllib.request.getproxies(),
+           "cafile": ssl.get_default_verify_paths().cafile}
+    try:
+        with urllib.request.urlopen(url, timeout=20) as r:
+            out["status"], out["body"] = r.status, r.read().decode()
+    except Exception as e:
+        out["error"] = f"{type(e).__name__}: {e}"
+    return out
+
+TOOL = {"name": "fetch", "description": "GET a URL",
+        "inputSchema": {"type": "object", "properties": {"url": {"type": "string"}},
+                        "required": ["url"]}}
+
+for line in sys.stdin:
+    msg = json.loads(line)
+    method, mid = msg.get("method"), msg.get("id")
+    if method is None or mid is None:
+        continue  # a notification (notifications/initialized), or a reply
+    reply = {"jsonrpc": "2.0", "id": mid}
+    if method == "initialize":
+        reply["result"] = {"protocolVersion": msg["params"]["protocolVersion"],
+                           "capabilities": {"tools": {}},
+                           "serverInfo": {"name": "probe", "version": "1"}}
+    elif method == "tools/list":
+        reply["result"] = {"tools": [TOOL]}
+    elif method == "tools/call":
+        text = json.dumps(fetch(msg["params"]["arguments"]["url"]))
+        reply["result"] = {"content": [{"type": "text", "text": text}], "isError": False}
+    elif method == "ping":
+        reply["result"] = {}
+    else:
+        reply["error"] = {"code": -32601, "message": f"no method {method}"}
+    print(json.dumps(reply), flush=True)
+"""
+
+
+@dataclass(frozen=True)
+class McpRig:
+    """The MCP run's stand-in API, the allowed host and its page, the probe's directory."""
+
+    api: Any
+    docs: Any
+    page: str
+    probe: Path
+
+
+@pytest.fixture
+def mcp_rig(world: World, base_image: str) -> Iterator[McpRig]:
+    """An API that calls mcp__probe__fetch on an allowed and a refused URL; docs.corp.test."""
+    d = world.root / f"mcp-{secrets.token_hex(3)}"
+    d.mkdir(mode=0o755)
+    (d / "api.py").write_text(_API_SERVER)
+    (d / "docs.py").write_text(_DOCS_SERVER)
+    (d / "probe.py").write_text(_MCP_PROBE)
+    # Claude Code 2.1.329 hands a stdio server its own environment, proxy and CA
+    # variables included; the MCP SDK's StdioClientTransport default (and Codex)
+    # pass only a few basics. `env -i` starts the probe the stripped way.
+    probe = {
+        "command": "/usr/bin/env",
+        "args": [*STRIPPED_ENV, "/usr/bin/python3", f"{MCP_DIR}/probe.py", *CA_VARS],
+    }
+    config = {"mcpServers": {"probe": probe}}
+    (d / "mcp.json").write_text(json.dumps(config))
+    for f in d.iterdir():
+        f.chmod(0o644)
+    page = f"corpnet-docs-{secrets.token_hex(6)}"
+    # The refused URL: a host the proxy reaches (the mTLS API) but the allowlist does not name.
+    urls = [f"https://{DOCS_HOST}/page", MTLS_API]
+    api = world.start_service(
+        f"anthropic-mcp-{d.name}",
+        base_image,
+        [MCP_API_HOST],
+        command=["/srv/api.py", REPLY, MCP_TOOL, *urls],
+        entrypoint=["python3"],
+        user="0",
+        volumes={
+            str(d / "api.py"): {"bind": "/srv/api.py", "mode": "ro"},
+            str(_anthropic_pki(world, MCP_API_HOST)): {"bind": "/pki", "mode": "ro"},
+        },
+    )
+    docs = world.start_service(
+        f"docs-{d.name}",
+        base_image,
+        [DOCS_HOST],
+        command=["/srv/docs.py", page],
+        entrypoint=["python3"],
+        user="0",
+        volumes={
+            str(d / "docs.py"): {"bind": "/srv/docs.py", "mode": "ro"},
+            str(_anthropic_pki(world, DOCS_HOST)): {"bind": "/pki", "mode": "ro"},
+        },
+    )
+    try:
+        for c in (api, docs):
+            c.start()
+            wait_for_log(c, "listening")
+        yield McpRig(api, docs, page, d)
+    finally:
+        for c in (api, docs):
+            c.remove(force=True)
+
+
+def _front_address(world: World, container: Any) -> str:
+    container.reload()
+    address: str = container.attrs["NetworkSettings"]["Networks"][world.front.name]["IPAddress"]
+    return address
+
+
+def test_claude_code_mcp_server_reaches_an_allowed_host_under_lockdown(  # noqa: PLR0917 - fixtures
+    world: World,
+    claude_image: str,
+    example_secrets: Secrets,
+    claude_client_dir: Path,
+    gw_rigs: GatewayRigs,
+    mcp_rig: McpRig,
+) -> None:
+    """An MCP stdio server with no proxy and no CA variable is captured, and the policy holds.
+
+    Claude Code (under lockdown, as above) starts the probe from --mcp-config
+    with a stripped environment and calls its tool twice, as the stand-in API
+    asks: for docs.corp.test (allowlisted) and for api.corp.test (not). The
+    probe connects to whatever the names resolve to, here Squid's address,
+    where nothing listens on 443: only the capture to the gateway, which goes
+    by the TLS server name through the Kerberos Squid, reaches the page.
+    """
+    nowhere = _front_address(world, world.proxy)
+    start = _kerberos_start(
+        example_secrets,
+        claude_client_dir,
+        gw_rigs,
+        CORPNET_EGRESS="lockdown",
+        CORPNET_ALLOWLIST=f"{MCP_API_HOST},{DOCS_HOST}",
+        ANTHROPIC_BASE_URL=f"https://{MCP_API_HOST}",
+        # MCP tools otherwise stay behind Claude Code's ToolSearch tool: the
+        # first request would offer only its name.
+        ENABLE_TOOL_SEARCH="false",
+    )
+    agent = world.create_agent(
+        image=claude_image,
+        command=[
+            "claude",
+            "-p",
+            "Fetch the two pages.",
+            "--mcp-config",
+            f"{MCP_DIR}/mcp.json",
+            "--strict-mcp-config",
+            "--allowedTools",
+            MCP_TOOL,
+            "--output-format",
+            "json",
+        ],
+        env=start["env"],
+        volumes={**start["volumes"], MCP_DIR: str(mcp_rig.probe)},
+        user=start["user"],
+        cap_add=["NET_ADMIN"],
+        extra_hosts={DOCS_HOST: nowhere, API_HOST: nowhere},
+    )
+    try:
+        agent.start()
+        code, _ = wait_exit(agent, 180)
+        out, err = logs(agent)
+        raw = archive_files(agent, "/run/corpnet").get("corpnet/egress.log", (0, b""))[1]
+    finally:
+        agent.remove(force=True)
+    assert code == 0, out + err
+    assert "egress locked down: only the gateway leaves" in err
+    for secret in gw_rigs.canaries:
+        assert secret.decode(errors="replace") not in out + err
+
+    # What Claude Code printed is the API's last answer: REPLY, then each tool result it sent.
+    final = json.loads(out.strip().splitlines()[-1])
+    lines = final["result"].splitlines()
+    assert lines[0] == REPLY, final
+    results = {r["url"]: r for r in map(json.loads, lines[1:])}
+    assert set(results) == {f"https://{DOCS_HOST}/page", MTLS_API}, final
+    page, refused = results[f"https://{DOCS_HOST}/page"], results[MTLS_API]
+    assert (page.get("status"), page.get("body")) == (200, mcp_rig.page), page
+    # Started with PATH and HOME alone (Python's locale coercion, PEP 538, adds
+    # LC_CTYPE), it used no proxy, and verified the page against the system
+    # bundle, where corpnet merged the corporate CA.
+    assert set(page["env"]) <= {"HOME", "PATH", "LC_CTYPE"}, page
+    assert page["proxies"] == {}, page
+    assert page["cafile"] == OPENSSL_CAFILE, page
+    assert "status" not in refused, refused
+    # Two requests: the one the API answered with the tool calls, the one with their results.
+    api_log = logs(mcp_rig.api)[0]
+    answers = re.findall(r"POST /v1/messages\S* client=claude@corp.test answer=(\w+)", api_log)
+    assert answers == ["tool_use", "tool_result"], api_log
+    assert "request GET /page" in logs(mcp_rig.docs)[0]
+
+    # The gateway's audit log: both connections were captured, one allowed, one refused.
+    egress = [json.loads(line) for line in raw.decode().splitlines() if line.strip()]
+    captured = {
+        (e["host"], e["port"]): (e["decision"], e["status"])
+        for e in egress
+        if e["method"] == "capture"
+    }
+    assert captured == {(DOCS_HOST, 443): ("allow", 200), (API_HOST, 443): ("deny", 403)}, egress
