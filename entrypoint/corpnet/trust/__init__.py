@@ -393,7 +393,7 @@ def input_digest(
         update(inputs.read_regular(source.path, inputs.CA_INPUT_LIMIT).data)
     except (OSError, inputs.InputFileError):
         return False
-    for f in read_inputs(settings):
+    for f in iter_inputs(settings):  # one file's bytes at a time, as the merge reads them
         if f.data is None:
             return False
         update(b"\0file\0" + str(f.path).encode() + b"\0" + f.source.encode() + b"\0")
