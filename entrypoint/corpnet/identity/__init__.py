@@ -32,7 +32,6 @@ from corpnet import log as logmod
 from corpnet.config import IdentitySettings, Settings
 from corpnet.environment import Exports
 from corpnet.errors import CorpnetError
-from corpnet.identity._check import Check, Identity, IdentityReport, inspect
 from corpnet.identity._errors import (
     ClientFileError,
     ClientKeyPermissionError,
@@ -54,6 +53,7 @@ if TYPE_CHECKING:
     from cryptography import x509
     from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
+    from corpnet.identity._check import Check, Identity, IdentityReport
     from corpnet.identity._keys import LoadedKey
 
 __all__ = [
@@ -96,6 +96,7 @@ def _load(
 ) -> Identity:
     """Read and parse the inputs, checking file kinds and permissions."""
     from corpnet.identity import _keys  # cryptography: not on a reused restart (run._reuse)
+    from corpnet.identity._check import Check, Identity
 
     if inputs.source == "pkcs12":
         f = read(inputs.cert, role="PKCS#12 bundle", variable=inputs.cert_variable)
@@ -152,6 +153,7 @@ def _anchors(
     s: IdentitySettings, roots_pem: bytes | None, checks: list[Check]
 ) -> list[tuple[str, list[x509.Certificate]]]:
     from corpnet.identity import _keys
+    from corpnet.identity._check import Check
 
     anchors: list[tuple[str, list[x509.Certificate]]] = []
     try:
@@ -179,6 +181,8 @@ def _run(
     inputs = resolve_inputs(s)
     if inputs is None:
         return None
+    from corpnet.identity._check import inspect
+
     checks: list[Check] = []
     ident = _load(s, inputs, uid=uid, gids=gids, checks=checks)
 
@@ -456,3 +460,13 @@ def input_digest(s: IdentitySettings, *, update: Callable[[bytes], object]) -> b
     for secret in (s.passphrase, s.p12_password):
         update(b"\0secret\0" + (secret.encode() if secret is not None else b"\xff"))
     return True
+
+
+def __getattr__(name: str) -> object:
+    # Check and IdentityReport (dataclasses, ~5 ms to define) load with the checks,
+    # not with the package: a restart that reuses its outputs needs neither.
+    if name in {"Check", "IdentityReport"}:
+        from corpnet.identity import _check
+
+        return getattr(_check, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

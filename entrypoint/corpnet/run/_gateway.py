@@ -12,11 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import select
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -76,6 +72,8 @@ def start(
             "can read the proxy credentials; start the container as root with CORPNET_USER, or "
             "run `corpnet gateway` in a sidecar container, to keep them from it"
         )
+    import subprocess  # here: a start without the gateway never pays for it
+
     read_fd, write_fd = os.pipe()
     env = {**environ, "CORPNET_RUNTIME_DIR": str(runtime_dir)}
     argv = [sys.executable, "-m", "corpnet", "gateway", "--supervise", "--ready-fd", str(write_fd)]
@@ -166,6 +164,9 @@ def _without_agent_secrets(environ: Mapping[str, str]) -> dict[str, str]:
 
 
 def _read_line(fd: int, timeout: float) -> str:
+    import select
+    import time
+
     deadline = time.monotonic() + timeout
     data = b""
     while b"\n" not in data:
@@ -183,6 +184,8 @@ def supervise(
     environ: Mapping[str, str], *, ready_fd: int | None, follow_parent: bool = False
 ) -> int:
     """``corpnet gateway --supervise``: bind, keep the secrets' copies, detach, supervise."""
+    import socket
+
     from corpnet import gateway
     from corpnet.gateway import _process
     from corpnet.gateway._os import bind, non_dumpable

@@ -99,35 +99,34 @@ def _identity(st: os.stat_result) -> list[int]:
             st.st_mtime_ns, st.st_ctime_ns]  # fmt: skip
 
 
-def _snapshot(paths: Iterable[Path]) -> dict[str, list[int]] | None:
+def _snapshot(paths: Iterable[Path | str]) -> dict[str, list[int]] | None:
     """``lstat`` identities of ``paths``, of symlink targets and of directory entries."""
     seen: dict[str, list[int]] = {}
-    todo = list(paths)
+    todo = [str(p) for p in paths]
     while todo:
         path = todo.pop()
-        if str(path) in seen:
+        if path in seen:
             continue
         try:
-            st = path.lstat()
+            st = os.lstat(path)
         except FileNotFoundError:
-            seen[str(path)] = []  # absent, and must stay absent
+            seen[path] = []  # absent, and must stay absent
             continue
         except OSError:
             return None
-        seen[str(path)] = _identity(st)
+        seen[path] = _identity(st)
         if stat.S_ISLNK(st.st_mode):
-            todo.append(path.parent / path.readlink())
+            todo.append(str(Path(path).parent / Path(path).readlink()))  # links are few
         elif stat.S_ISDIR(st.st_mode):
             try:
-                todo.extend(Path(e.path) for e in os.scandir(path))
+                todo.extend(e.path for e in os.scandir(path))
             except OSError:
                 return None
     return seen
 
 
 def _unchanged(recorded: Mapping[str, list[int]]) -> bool:
-    now = _snapshot(Path(p) for p in recorded)
-    return now == dict(recorded)
+    return _snapshot(recorded) == dict(recorded)
 
 
 def load(runtime_dir: Path, wanted: str | None, *, euid: int) -> Record | None:
