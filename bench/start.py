@@ -159,7 +159,8 @@ def container(image: str, work: Path, runs: int, extra: Sequence[str] = ()) -> b
         "nothing mounted": [],
     }  # fmt: skip
     for label, args in cases.items():
-        base = ["docker", "run", "--rm", "--network", "none", "-e", "CORPNET_WAIT=off", *extra, *args]
+        base = ["docker", "run", "--rm", "--network", "none", "-e", "CORPNET_WAIT=off"]
+        base += [*extra, *args]
         # One unmeasured start of each: the first `docker run` after a build pays for layers.
         with_ep = [*base, image, "true"]
         without = [*base, "--entrypoint", "true", image]
