@@ -44,9 +44,6 @@ PUBLIC_SITES = (
     "claude.com",
     "github.com",
     "githubusercontent.com",
-    "npmjs.org",
-    "pypi.org",
-    "pythonhosted.org",
 )
 # Second-level labels under which a country code's sites are registered
 # (example.co.uk): enough to tell unrelated hosts apart without the Public
