@@ -178,7 +178,55 @@ def container(image: str, work: Path, runs: int, extra: Sequence[str] = ()) -> b
             ok &= within
             line += f"   bound {CONTAINER_BOUND_MS:.0f} ms: {'within' if within else 'MISSED'}"
         print(line)
-    return ok
+    return ok and container_restart(image, cases[next(iter(cases))], runs, extra)
+
+
+# In one container: a first start (runtime directory and /dev/shm emptied) and a
+# restart with the same inputs, alternating, each `corpnet run -- true` timed.
+_RESTARTS = """
+import glob, os, shutil, statistics, subprocess, sys, time
+runs = int(sys.argv[1])
+def clear():
+    for p in glob.glob("/run/corpnet/*") + glob.glob("/run/corpnet/.[a-z]*") + glob.glob(
+            "/dev/shm/corpnet-*"):
+        shutil.rmtree(p) if os.path.isdir(p) and not os.path.islink(p) else os.unlink(p)
+def timed():
+    t = time.perf_counter()
+    subprocess.run(["/opt/corpnet/venv/bin/corpnet", "run", "--", "true"], check=True,
+                   stderr=subprocess.DEVNULL)
+    return time.perf_counter() - t
+firsts, restarts = [], []
+for i in range(runs + 1):
+    clear()
+    first = timed()
+    again = timed()
+    if i:  # the first pair warms the page cache
+        firsts.append(first)
+        restarts.append(again)
+print(" ".join(f"{a} {b}" for a, b in zip(firsts, restarts)))
+"""
+
+
+def container_restart(image: str, args: Sequence[str], runs: int, extra: Sequence[str]) -> bool:
+    argv = ["docker", "run", "--rm", "--network", "none", "-e", "CORPNET_WAIT=off", *extra]
+    argv += [*args, "--entrypoint", "/opt/corpnet/venv/bin/python", image, "-c", _RESTARTS]
+    done = subprocess.run([*argv, str(runs)], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"bench: the restart container failed: {done.stderr.strip()}")
+    values = [float(v) for v in done.stdout.split()]
+    firsts, restarts = values[0::2], values[1::2]
+    ratios = [r / f for f, r in zip(firsts, restarts, strict=True)]
+    within = statistics.median(ratios) <= RESTART_BOUND
+    print(
+        "container, restart with identical inputs vs a first start (same inputs, in one container):"
+    )
+    print(f"  first start (corpnet run -- true) {_spread(firsts, 1000, ' ms')}")
+    print(f"  restart                    {_spread(restarts, 1000, ' ms')}")
+    print(
+        f"  ratio                      {_spread(ratios)}x   bound {RESTART_BOUND}x: "
+        f"{'within' if within else 'MISSED'}"
+    )
+    return within
 
 
 def host(work: Path, runs: int) -> bool:

@@ -81,3 +81,9 @@ def test_a_squatted_name_is_not_used(shm: Path) -> None:
 def test_a_world_writable_shm_without_the_sticky_bit_is_not_used(shm: Path) -> None:
     shm.chmod(0o777)
     assert _shm.home(RUN, euid=0, mountinfo=mountinfo("overlay", shm), shm=shm) is None
+
+
+def test_mount_points_with_escaped_spaces_are_read() -> None:
+    info = "1 0 0:1 / / rw - ext4 x rw\n2 1 0:2 / /run/my\\040dir rw - overlay o rw\n"
+    assert _shm._fs_type(Path("/run/my dir/corpnet"), info) == "overlay"
+    assert _shm._fs_type(Path("/run/my"), info) == "ext4"

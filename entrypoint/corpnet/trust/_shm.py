@@ -19,12 +19,15 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import stat
 from pathlib import Path
 
 SHM = Path("/dev/shm")  # noqa: S108 - see the module docstring: checked before use
 _OVERLAY = {"overlay", "fuse-overlayfs"}
 _MEMORY = {"tmpfs", "ramfs"}
+# mountinfo writes a space, tab, newline or backslash in a path as \ooo.
+_OCTAL = re.compile(r"\\([0-7]{3})")
 
 
 def _fs_type(path: Path, mountinfo: str) -> str | None:
@@ -35,7 +38,7 @@ def _fs_type(path: Path, mountinfo: str) -> str | None:
         fields = line.split(" ")
         try:
             sep = fields.index("-")
-            point = fields[4].encode().decode("unicode_escape")
+            point = _OCTAL.sub(lambda m: chr(int(m.group(1), 8)), fields[4])
             fs = fields[sep + 1]
         except (ValueError, IndexError):
             continue
