@@ -138,12 +138,15 @@ def _paired(
     return xs, ys
 
 
-def _spread(values: Sequence[float], scale: float = 1.0, unit: str = "") -> str:
+def _spread(values: Sequence[float], scale: float = 1.0, unit: str = "", digits: int = 1) -> str:
     q = statistics.quantiles(values, n=4) if len(values) > 1 else [values[0]] * 3
+
+    def f(v: float) -> str:
+        return f"{v * scale:.{digits}f}"
+
     return (
-        f"{statistics.median(values) * scale:.1f}{unit} "
-        f"(IQR {q[0] * scale:.1f}-{q[2] * scale:.1f}, min {min(values) * scale:.1f}, "
-        f"max {max(values) * scale:.1f})"
+        f"{f(statistics.median(values))}{unit} "
+        f"(IQR {f(q[0])}-{f(q[2])}, min {f(min(values))}, max {f(max(values))})"
     )
 
 
@@ -223,7 +226,7 @@ def container_restart(image: str, args: Sequence[str], runs: int, extra: Sequenc
     print(f"  first start (corpnet run -- true) {_spread(firsts, 1000, ' ms')}")
     print(f"  restart                    {_spread(restarts, 1000, ' ms')}")
     print(
-        f"  ratio                      {_spread(ratios)}x   bound {RESTART_BOUND}x: "
+        f"  ratio                      {_spread(ratios, digits=2)}x   bound {RESTART_BOUND}x: "
         f"{'within' if within else 'MISSED'}"
     )
     return within
@@ -260,7 +263,7 @@ def host(work: Path, runs: int) -> bool:
     print(f"  corpnet run -- true        {_spread(xs, 1000, ' ms')}")
     print(f"  floor: python -c 'import cryptography...serialization' {_spread(ys, 1000, ' ms')}")
     print(
-        f"  ratio                      {_spread(ratios)}x   bound {HOST_BOUND}x: "
+        f"  ratio                      {_spread(ratios, digits=2)}x   bound {HOST_BOUND}x: "
         f"{'within' if within else 'MISSED'}"
     )
 
@@ -275,7 +278,7 @@ def host(work: Path, runs: int) -> bool:
     print(f"  restart                    {_spread(xs, 1000, ' ms')}")
     print(f"  first start                {_spread(ys, 1000, ' ms')}")
     print(
-        f"  ratio                      {_spread(ratios)}x   bound {RESTART_BOUND}x: "
+        f"  ratio                      {_spread(ratios, digits=2)}x   bound {RESTART_BOUND}x: "
         f"{'within' if restart_ok else 'MISSED'}"
     )
     return within and restart_ok

@@ -15,7 +15,6 @@ from __future__ import annotations
 import errno
 import os
 import signal
-import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -87,6 +86,8 @@ def run_hooks(hooks_dir: Path, env: Mapping[str, str]) -> dict[str, str]:
 
 
 def _run(path: Path, env: dict[str, str]) -> int:
+    import subprocess  # only with hooks: a start without them never imports it
+
     try:
         return subprocess.run([str(path)], env=env, check=False).returncode
     except OSError as e:
@@ -109,6 +110,8 @@ def _shebang(path: Path) -> str:
 
 
 def _source(path: Path, env: Mapping[str, str]) -> dict[str, str]:
+    import subprocess
+
     done = subprocess.run(
         ["sh", "-c", _SOURCE, str(path)], env=dict(env), stdout=subprocess.PIPE, check=False
     )
