@@ -44,13 +44,23 @@ def write_atomic(path: Path, data: bytes | Sequence[bytes], *, mode: int = 0o644
     thousand certificates never joins them into one more copy.
     """
     pieces = (data,) if isinstance(data, bytes) else data
+    # The shortcut never goes through a link: whatever stands at ``path`` that is
+    # not a regular file (a link an agent planted) is replaced, never followed.
     try:
-        if holds(path, pieces):
-            if (path.stat().st_mode & 0o7777) != mode:
-                path.chmod(mode)
-            return False
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
-        pass
+        fd = -1
+    if fd >= 0:
+        try:
+            st = os.fstat(fd)
+            if stat.S_ISREG(st.st_mode) and _fd_holds(fd, st.st_size, pieces):
+                if (st.st_mode & 0o7777) != mode:
+                    os.fchmod(fd, mode)
+                return False
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
     with replacing(path, mode=mode) as f:
         f.writelines(pieces)
     return True
@@ -87,8 +97,13 @@ def holds(path: Path, pieces: Sequence[bytes]) -> bool:
         OSError: as ``open`` raises it.
     """
     with path.open("rb") as f:
-        if os.fstat(f.fileno()).st_size != sum(map(len, pieces)):
-            return False
+        return _fd_holds(f.fileno(), os.fstat(f.fileno()).st_size, pieces)
+
+
+def _fd_holds(fd: int, size: int, pieces: Sequence[bytes]) -> bool:
+    if size != sum(map(len, pieces)):
+        return False
+    with os.fdopen(os.dup(fd), "rb") as f:
         return all(f.read(len(piece)) == piece for piece in pieces)
 
 
