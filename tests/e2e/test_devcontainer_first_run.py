@@ -67,6 +67,7 @@ def test_devcontainer_example_comes_up_with_what_the_user_has(
         # A terminal as an IDE opens it: an interactive bash.
         terminal = devcontainer("exec", *ws, "bash", "-ic", "echo ready", env=env)
         script = devcontainer("exec", *ws, "bash", "-c", "echo ready", env=env)
+        started = container.logs().decode(errors="replace")[-4000:]  # for failures below
     finally:
         container.remove(force=True)
 
@@ -79,7 +80,7 @@ def test_devcontainer_example_comes_up_with_what_the_user_has(
         == f"/run/corpnet/ca-bundle.pem|http://{PROXY_USER}@proxy.corp.test:3128|"
     )
     assert bundle.returncode == 0, bundle.stderr
-    assert (ca_pem.strip() in bundle.stdout.encode()) == (prepared == "ca-only")
+    assert (ca_pem.strip() in bundle.stdout.encode()) == (prepared == "ca-only"), started
     # What is missing, in the terminal, with where it goes; and why the wait failed.
     assert terminal.stdout.strip().endswith("ready"), terminal.stdout + terminal.stderr
     assert (CA_LINE in terminal.stderr) == (prepared == "nothing"), terminal.stderr

@@ -42,11 +42,10 @@ exec /opt/e2e/gw/check.sh
 
 def _dual_stack(client: Any, labels: dict[str, str]) -> Any:
     third = random.randrange(100, 250)
+    # IPv6 needs its subnet named; IPv4 comes from Docker's own pools, which a fixed
+    # 172.x range collided with once the session had made enough networks.
     ipam = docker.types.IPAMConfig(
-        pool_configs=[
-            docker.types.IPAMPool(subnet=f"172.30.{third}.0/24"),
-            docker.types.IPAMPool(subnet=f"fd00:c0de:{third:x}::/64"),
-        ]
+        pool_configs=[docker.types.IPAMPool(subnet=f"fd00:c0de:{third:x}::/64")]
     )
     name = f"corpnet-e2e-v6-{third}-{int(time.time())}"
     return client.networks.create(
